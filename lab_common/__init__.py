@@ -1,0 +1,1 @@
+"""Code both services share: settings base, logging, request metrics, fault injection, app factory."""

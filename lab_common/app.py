@@ -1,0 +1,113 @@
+"""App factory helpers: the parts every service's FastAPI app has in common."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lab_common.faults import FaultRegistry, fault_router
+from lab_common.metrics import RequestMetrics, RequestMetricsMiddleware, render_metrics
+from lab_common.settings import LabSettings
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _too_large(self.max_bytes)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> Response:
+    return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
+
+
+def validation_reason(exc: RequestValidationError) -> str:
+    """A bounded label for an invalid request: the pydantic error type of its first error."""
+    errors = exc.errors()
+    return str(errors[0].get("type", "invalid")) if errors else "invalid"
+
+
+def create_service_app(
+    *,
+    title: str,
+    version: str,
+    settings: LabSettings,
+    request_metrics: RequestMetrics,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
+    ready_check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+    faults: FaultRegistry | None = None,
+    on_invalid_request: Callable[[Request, str], None] | None = None,
+) -> FastAPI:
+    """A FastAPI app with /health, /ready, /metrics, request metrics, body limit, 422s and fault admin."""
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if on_invalid_request is not None:
+            on_invalid_request(request, validation_reason(exc))
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+                "message": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    def ready() -> JSONResponse:
+        ok, details = ready_check() if ready_check else (True, {})
+        return JSONResponse({"ready": ok, **details}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics() -> Response:
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
+
+    if faults is not None:
+        app.include_router(fault_router(faults, settings))
+
+    # The last added is outermost: request metrics see every response, the 413s of the body limit included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=request_metrics)
+    return app

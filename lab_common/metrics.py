@@ -1,0 +1,114 @@
+"""Request metrics middleware and the /metrics exposition, multiprocess-aware.
+
+Each service calls `request_metrics(prefix)` once in its own metrics.py, so every metric of a service is
+declared in that service's metrics.py, while the middleware logic lives here only once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # 0.1 .. 1.0
+UNMATCHED = "other"
+
+
+@dataclass(frozen=True)
+class RequestMetrics:
+    requests: Counter
+    duration: Histogram
+
+
+def request_metrics(prefix: str) -> RequestMetrics:
+    """`<prefix>_http_requests_total{endpoint,method,status}` and its latency histogram."""
+    return RequestMetrics(
+        requests=Counter(
+            f"{prefix}_http_requests",
+            "HTTP requests by route template, method and status code.",
+            ["endpoint", "method", "status"],
+        ),
+        duration=Histogram(
+            f"{prefix}_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+        ),
+    )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded), never the raw path (unbounded).
+
+    The router stores the matched route in the scope it shares with us; unmatched paths (404s, scanners)
+    all fall into one label value.
+    """
+    route = scope.get("route")
+    return getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI middleware: cheaper than BaseHTTPMiddleware on the hot path."""
+
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._skip = {"/metrics"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._skip:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            endpoint = route_template(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(endpoint, method, str(status)).inc()
+            self.metrics.duration.labels(endpoint, method).observe(time.perf_counter() - start)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The exposition body. With several workers, a fresh registry aggregates every worker's files."""
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def wipe_multiprocess_dir() -> None:
+    """Called once by the parent before workers start: stale files would resurrect old counts."""
+    path = multiprocess_dir()
+    if not path:
+        return
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
