@@ -1,0 +1,37 @@
+"""`python -m receiver`: the Slack stand-in on RECEIVER_HTTP_PORT and the SMTP inbox on RECEIVER_SMTP_PORT."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from lab_common.logging import setup_logging
+from receiver.app import create_app
+from receiver.settings import ReceiverSettings
+
+
+def main() -> None:
+    settings = ReceiverSettings()
+    log = setup_logging("receiver", settings.log_level)
+    # aiosmtpd logs every SMTP command at INFO; the notification blocks on stdout say what matters.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    log.info(
+        "slack webhook on http://%s:%d/slack, smtp on %s:%d, log %s",
+        settings.host,
+        settings.http_port,
+        settings.host,
+        settings.smtp_port,
+        settings.log,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # stdout is for the notification blocks
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Static checks of the Grafana dashboards and provisioning: no Grafana or Prometheus needed."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dashboards import DASHBOARD_DIR, ROOT, grafana_queries, iter_panels, load_dashboards, raw_queries
+
+DS = {"type": "prometheus", "uid": "prometheus"}
+UIDS = {"ml-service", "llm-quality", "pipeline-health"}
+# Prometheus' and Alertmanager's own series the pipeline dashboard reads.
+PLATFORM_METRICS = {
+    "up",
+    "ALERTS",
+    "alertmanager_notifications_total",
+    "alertmanager_notifications_failed_total",
+    "prometheus_rule_evaluation_failures_total",
+}
+_PROMQL_WORDS_TEXT = """
+sum min max avg group stddev stdvar count count_values bottomk topk quantile limitk limit_ratio
+by without on ignoring group_left group_right bool and or unless offset atan2 inf nan
+abs absent absent_over_time ceil changes clamp clamp_max clamp_min day_of_month day_of_week
+day_of_year days_in_month delta deriv exp floor histogram_quantile histogram_count histogram_sum
+histogram_fraction histogram_avg holt_winters hour idelta increase irate label_join label_replace
+ln log2 log10 minute month predict_linear rate resets round scalar sgn sort sort_desc sqrt time
+timestamp vector year avg_over_time min_over_time max_over_time sum_over_time count_over_time
+quantile_over_time stddev_over_time stdvar_over_time last_over_time present_over_time
+"""
+# Aggregations, keywords and functions: never metric names even when followed by a space.
+PROMQL_WORDS = set(_PROMQL_WORDS_TEXT.split())
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def load_builder():
+    spec = importlib.util.spec_from_file_location(
+        "build_dashboards", ROOT / "grafana" / "build_dashboards.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def contract_metrics() -> dict[str, str]:
+    """name -> type from the tables of docs/metrics.md."""
+    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    return dict(re.findall(r"^\|\s*`([a-zA-Z_:][a-zA-Z0-9_:]*)`\s*\|\s*(\w+)\s*\|", text, re.MULTILINE))
+
+
+def recording_rules() -> set[str]:
+    path = ROOT / "prometheus" / "rules" / "recording.yml"
+    if not path.exists():
+        return set()
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {rule["record"] for group in doc.get("groups", []) for rule in group["rules"] if "record" in rule}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers outside strings, label sets, ranges and groupings,
+    not followed by `(` (a function call), not PromQL words or durations."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)  # string literals
+    expr = re.sub(r"\{[^}]*\}", " ", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)  # ranges and subqueries
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    names = set()
+    for match in re.finditer(r"(?<![\w.:])([a-zA-Z_:][a-zA-Z0-9_:]*)(?=\s*([{\[)\s,*/+\-<>=!^%]|$))", expr):
+        word = match.group(1)
+        rest = expr[match.end() :].lstrip()
+        if rest.startswith("(") or word.lower() in PROMQL_WORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def allowed_metrics() -> set[str]:
+    allowed = set(PLATFORM_METRICS) | recording_rules()
+    for name, kind in contract_metrics().items():
+        allowed.add(name)
+        if kind == "histogram":
+            allowed.update(name + suffix for suffix in HISTOGRAM_SUFFIXES)
+    return allowed
+
+
+def query_panels(model: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in iter_panels(model["panels"]) if p["type"] != "row"]
+
+
+# ------------------------------------------------------------------------------------------------ tests
+def test_committed_json_equals_the_builder_output() -> None:
+    builder = load_builder()
+    built = builder.build()
+    assert set(built) == UIDS
+    for uid, model in built.items():
+        committed = (DASHBOARD_DIR / f"{uid}.json").read_text(encoding="utf-8")
+        assert committed == builder.render(model), (
+            f"{uid}.json is stale: run python grafana/build_dashboards.py"
+        )
+    assert {p.stem for p in DASHBOARD_DIR.glob("*.json")} == UIDS
+
+
+def test_metric_name_parser() -> None:
+    expr = (
+        'histogram_quantile(0.9, sum by (le, endpoint) (rate(a_bucket{status=~"5..", x="y z"}[5m])))'
+        " / ignoring(job) b_total + on(instance) group_left(version) c_info"
+        " * scalar(d) > bool 0.5 or vector(0)"
+    )
+    assert metric_names(expr) == {"a_bucket", "b_total", "c_info", "d"}
+    assert metric_names("up") == {"up"}
+    assert metric_names('count(ALERTS{alertstate="firing"}) or vector(0)') == {"ALERTS"}
+    assert metric_names("sum(rate(x[$__rate_interval])) * 3600") == {"x"}
+
+
+def test_every_dashboard_has_uid_title_tags_and_links_to_the_others() -> None:
+    models = load_dashboards()
+    assert set(models) == UIDS
+    for uid, model in models.items():
+        assert model["title"] and model["description"]
+        assert "observability-lab" in model["tags"]
+        linked = {link["url"] for link in model["links"]}
+        assert linked == {f"/d/{other}" for other in UIDS - {uid}}, uid
+        assert all(link["keepTime"] for link in model["links"])
+
+
+def test_every_panel_uses_the_prometheus_datasource_by_uid_and_has_a_description() -> None:
+    for uid, model in load_dashboards().items():
+        panels = query_panels(model)
+        assert len(panels) >= 10, uid
+        for panel in panels:
+            where = f"{uid} / {panel.get('title')}"
+            assert panel["datasource"] == DS, where
+            assert len(panel.get("description", "")) >= 20, where
+            assert panel["targets"], where
+            for tgt in panel["targets"]:
+                assert tgt.get("datasource", DS) == DS, where
+                assert tgt["expr"].strip(), where
+            assert panel["fieldConfig"]["defaults"].get("unit", "short") or panel["type"] != "timeseries"
+        for row in iter_panels(model["panels"]):
+            if row["type"] == "row":
+                assert not row.get("targets"), f"{uid}: a row holds no queries"
+        # Datasource by name or by ${DS_...} import placeholders breaks provisioning: only the uid is allowed.
+        text = (DASHBOARD_DIR / f"{uid}.json").read_text(encoding="utf-8")
+        assert "${DS_" not in text and '"datasource": "Prometheus"' not in text
+
+
+def test_panel_ids_unique_and_grid_does_not_overlap() -> None:
+    for uid, model in load_dashboards().items():
+        panels = list(iter_panels(model["panels"]))
+        ids = [p["id"] for p in panels]
+        assert len(ids) == len(set(ids)), uid
+        cells: set[tuple[int, int]] = set()
+        for panel in panels:
+            pos = panel["gridPos"]
+            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, f"{uid}/{panel['title']}"
+            area = {
+                (x, y)
+                for x in range(pos["x"], pos["x"] + pos["w"])
+                for y in range(pos["y"], pos["y"] + pos["h"])
+            }
+            assert not cells & area, f"{uid}/{panel['title']} overlaps another panel"
+            cells |= area
+
+
+def test_every_query_uses_only_contract_or_platform_metrics() -> None:
+    allowed = allowed_metrics()
+    assert "ml_http_requests_total" in allowed and "llm_groundedness_score_bucket" in allowed
+    unknown = {
+        (uid, title, name) for uid, title, expr in raw_queries() for name in metric_names(expr) - allowed
+    }
+    assert not unknown, f"metric names not in docs/metrics.md: {sorted(unknown)}"
+
+
+def test_dashboards_cover_every_contract_metric() -> None:
+    used = {name for _, _, expr in raw_queries() for name in metric_names(expr)}
+    used_bases = {re.sub(r"_(bucket|sum|count)$", "", name) for name in used}
+    missing = [name for name in contract_metrics() if name not in used and name not in used_bases]
+    assert not missing, f"contract metrics no dashboard shows: {missing}"
+
+
+def test_feature_heatmaps_use_heatmap_format_over_buckets() -> None:
+    model = load_dashboards()["ml-service"]
+    heatmaps = [p for p in query_panels(model) if p["type"] == "heatmap"]
+    features = [name for name in contract_metrics() if name.startswith("ml_feature_") and "drift" not in name]
+    assert len(features) == 4
+    for feature in features:
+        panel = next((p for p in heatmaps if f"{feature}_bucket" in p["targets"][0]["expr"]), None)
+        assert panel is not None, f"no heatmap for {feature}"
+        tgt = panel["targets"][0]
+        assert tgt["format"] == "heatmap"
+        assert re.fullmatch(rf"sum by \(le\) \(rate\({feature}_bucket\[\$__rate_interval\]\)\)", tgt["expr"])
+        assert panel["options"]["calculate"] is False
+
+
+def test_alert_thresholds_are_drawn_and_match_the_rules() -> None:
+    builder = load_builder()
+    drawn = {}
+    for model in load_dashboards().values():
+        for panel in query_panels(model):
+            steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+            for step in steps:
+                if step["value"] is not None:
+                    drawn.setdefault(panel["title"], set()).add(step["value"])
+    values = {t.value for t in builder.THRESHOLDS.values()}
+    assert values <= {v for vs in drawn.values() for v in vs}
+
+    alerts_path = ROOT / "prometheus" / "rules" / "alerts.yml"
+    if not alerts_path.exists():
+        pytest.skip("prometheus/rules/alerts.yml not written yet")
+    doc = yaml.safe_load(alerts_path.read_text(encoding="utf-8"))
+    rules = {r["alert"]: str(r["expr"]) for g in doc["groups"] for r in g["rules"] if "alert" in r}
+    for key, threshold in builder.THRESHOLDS.items():
+        assert threshold.alert in rules, f"{key}: no alert {threshold.alert} in alerts.yml"
+        numbers = {
+            float(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?", rules[threshold.alert])
+        }
+        assert threshold.value in numbers, (
+            f"{key}: {threshold.value} not in {threshold.alert}: {rules[threshold.alert]}"
+        )
+
+
+def test_grafana_queries_are_concrete_and_valid_promql(tmp_path: Path) -> None:
+    queries = grafana_queries()
+    assert len(queries) == len(raw_queries()) >= 60
+    assert {uid for uid, _, _ in queries} == UIDS
+    for uid, title, expr in queries:
+        assert "$" not in expr, f"{uid}/{title}: unsubstituted variable in {expr}"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed")
+    # promtool parses every expression of a rules file: each query becomes one recording rule.
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard-queries",
+                "rules": [{"record": f"dashboard:query{i}", "expr": q[2]} for i, q in enumerate(queries)],
+            }
+        ]
+    }
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_provisioning_points_at_the_dashboards_and_the_fixed_datasource_uid() -> None:
+    prov = ROOT / "grafana" / "provisioning"
+    datasources = yaml.safe_load((prov / "datasources" / "prometheus.yml").read_text())["datasources"]
+    by_uid = {d["uid"]: d for d in datasources}
+    assert by_uid["prometheus"]["type"] == "prometheus"
+    assert by_uid["prometheus"]["url"] == "${PROMETHEUS_URL}"
+    assert [d["uid"] for d in datasources if d.get("isDefault")] == ["prometheus"]
+    # $__rate_interval needs Grafana to know the scrape interval.
+    scrape = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())["global"]["scrape_interval"]
+    assert by_uid["prometheus"]["jsonData"]["timeInterval"] == scrape
+    providers = yaml.safe_load((prov / "dashboards" / "dashboards.yml").read_text())["providers"]
+    assert [p["type"] for p in providers] == ["file"]
+    # docker compose mounts grafana/dashboards there (tests/test_compose.py checks the mount).
+    assert providers[0]["options"]["path"] == "/etc/grafana/dashboards"
