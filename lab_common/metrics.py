@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # 0.1 .. 1.0
 UNMATCHED = "other"
+# Any other method token (clients may send anything) is folded into one label value.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class RequestMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self._skip = {"/metrics"}
+        # labels() costs a lock and a dict lookup per call; the label sets are bounded, so keep the children.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._skip:
@@ -82,10 +87,19 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - start
             endpoint = route_template(scope)
-            method = scope["method"]
-            self.metrics.requests.labels(endpoint, method, str(status)).inc()
-            self.metrics.duration.labels(endpoint, method).observe(time.perf_counter() - start)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+            key = (endpoint, method, status)
+            children = self._children.get(key)
+            if children is None:
+                children = (
+                    self.metrics.requests.labels(endpoint, method, str(status)),
+                    self.metrics.duration.labels(endpoint, method),
+                )
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(elapsed)
 
 
 def multiprocess_dir() -> str | None:
