@@ -1,0 +1,197 @@
+"""HTTP throughput and latency of the services against a bare FastAPI baseline, under one load generator.
+
+    python -m benchmarks.http [--duration 10] [--connections 16] [--skip-rag]
+
+(a) a bare FastAPI endpoint taking ml_api's request model (benchmarks/bare_app.py) and (b) ml_api /predict
+with all instrumentation and the drift window on run under the same uvicorn settings (1 worker, uvloop +
+httptools, no access log) and are loaded by the same wrk command. Prints requests/s at saturation, p50/p99 at
+saturation and at half of that rate (wrk paced by a per-connection delay), and the ratio (b)/(a). Then rag_api
+/chat (offline, evaluation async) p50, p99 and requests/s. Needs `wrk` (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+TICKET = {"ticket_length": 640, "urgency_keywords": 2, "business_impact": 6.5, "customer_tier": 3}
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {%(bodies)s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, bodies[(n %% #bodies) + 1])
+end
+%(delay)s
+done = function(summary, latency, requests)
+  local fmt = 'RESULT {"requests": %%d, "seconds": %%f, "p50_us": %%d, "p99_us": %%d, "errors": %%d}\\n'
+  io.write(string.format(fmt,
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(
+    app: str, env: dict[str, str], ready_path: str, timeout: float = 180
+) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{app} exited with {process.returncode}")
+        try:
+            if httpx.get(base + ready_path, timeout=2).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.terminate()
+    raise SystemExit(f"{app} not ready after {timeout}s")
+
+
+def wrk(url: str, bodies: list[dict], duration: int, connections: int, rate: float | None = None) -> dict:
+    """One wrk run; with `rate`, each connection waits so that the total is about that many requests/s."""
+    delay = ""
+    if rate:
+        delay = f"delay = function() return {max(0.0, connections / rate * 1000.0):.3f} end"
+    script = WRK_SCRIPT % {"bodies": ", ".join(json.dumps(json.dumps(b)) for b in bodies), "delay": delay}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", handle.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def row(name: str, r: dict) -> str:
+    return (
+        f"{name:<34} {r['rps']:>9.0f} {r['p50_us'] / 1000:>9.2f} {r['p99_us'] / 1000:>9.2f} {r['errors']:>7d}"
+    )
+
+
+def bench_ml(args: argparse.Namespace) -> None:
+    tickets = [dict(TICKET, ticket_length=200 + 37 * i, urgency_keywords=i % 6) for i in range(50)]
+    model_dir = tempfile.mkdtemp(prefix="bench-ml-")
+    subprocess.run(
+        [sys.executable, "-m", "ml_api.train"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "ML_MODEL_DIR": model_dir},
+        capture_output=True,
+    )
+    results: dict[str, dict] = {}
+    header = f"{'':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
+    print(f"ml_api /predict vs a bare FastAPI endpoint (wrk -t1 -c{args.connections} -d{args.duration}s)")
+    print(header)
+    for name, app, env, ready in (
+        ("(a) bare FastAPI", "benchmarks.bare_app:app", {}, "/docs"),
+        ("(b) ml_api /predict", "ml_api.app:app", {"ML_MODEL_DIR": model_dir}, "/ready"),
+    ):
+        process, base = serve(app, env, ready)
+        try:
+            wrk(base + "/predict", tickets, 2, args.connections)  # warm-up
+            peak = wrk(base + "/predict", tickets, args.duration, args.connections)
+            half = wrk(base + "/predict", tickets, args.duration, args.connections, rate=peak["rps"] / 2)
+        finally:
+            process.terminate()
+            process.wait(10)
+        results[name] = peak
+        print(row(f"{name} saturated", peak))
+        print(row(f"{name} at half rate", half))
+    ratio = results["(b) ml_api /predict"]["rps"] / results["(a) bare FastAPI"]["rps"]
+    print(f"throughput ratio (b)/(a): {ratio:.2f}   (goal >= 0.85; p99 at half rate goal <= 10 ms)")
+    shutil.rmtree(model_dir, ignore_errors=True)
+
+
+def bench_rag(args: argparse.Namespace) -> None:
+    questions = [
+        q for q in (ROOT / "rag_api/data/reference_queries.txt").read_text().splitlines() if q.strip()
+    ]
+    bodies = [{"query": q, "evaluate": "async"} for q in questions[:60]]
+    data_dir = tempfile.mkdtemp(prefix="bench-rag-")
+    env = {"RAG_CHROMA_PATH": data_dir, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+    process, base = serve("rag_api.app:app", env, "/ready", timeout=300)
+    try:
+        connections = 4
+        wrk(base + "/chat", bodies, 3, connections)  # warm-up
+        peak = wrk(base + "/chat", bodies, args.duration, connections)
+        half = wrk(base + "/chat", bodies, args.duration, connections, rate=peak["rps"] / 2)
+    finally:
+        process.terminate()
+        process.wait(10)
+    print(f"\nrag_api /chat, offline, evaluation async (wrk -t1 -c{connections} -d{args.duration}s)")
+    print(f"{'':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
+    print(row("/chat saturated", peak))
+    print(row("/chat at half rate", half))
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections for ml_api")
+    parser.add_argument("--skip-rag", action="store_true", help="only the ml_api comparison")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    print(f"machine: {os.cpu_count()} cores; server: uvicorn, 1 worker, uvloop + httptools; client: wrk -t1")
+    bench_ml(args)
+    if not args.skip_rag:
+        bench_rag(args)
+
+
+if __name__ == "__main__":
+    main()
