@@ -6,8 +6,10 @@ declared in that service's metrics.py, while the middleware logic lives here onl
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +114,23 @@ def render_metrics() -> tuple[bytes, str]:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(_WithoutNaNGauges(multiprocess.MultiProcessCollector(None)))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class _WithoutNaNGauges:
+    """Multiprocess files cannot delete a series, so a gauge that must be absent is written as NaN;
+    dropping those samples makes it absent in the exposition too, as in single-process mode."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def collect(self) -> Iterator[Any]:
+        for metric in self.inner.collect():
+            if metric.type == "gauge":
+                metric.samples = [s for s in metric.samples if not math.isnan(s.value)]
+            yield metric
 
 
 def wipe_multiprocess_dir() -> None:

@@ -15,6 +15,8 @@ class MLSettings(LabSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # More than one uses prometheus-client's multiprocess mode; each worker keeps its own drift window.
+    workers: int = Field(default=1, ge=1, le=32)
 
     # Versioned artifacts live in <model_dir>/<version>/; <model_dir>/LATEST names the one to serve.
     model_dir: Path = Path("var/models")
