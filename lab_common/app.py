@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lab_common.faults import FaultRegistry, fault_router
@@ -62,6 +63,72 @@ def validation_reason(exc: RequestValidationError) -> str:
     return str(errors[0].get("type", "invalid")) if errors else "invalid"
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """What every 422 of the lab looks like: one entry per invalid field, named."""
+
+    detail: list[FieldError]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def document_common_responses(app: FastAPI) -> None:
+    """Make the OpenAPI schema tell the truth about the answers the shared layers give: our 422 body,
+    400 for an unparseable body, 413 for an oversized one, 401/403 on admin routes, 503 when not ready."""
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (FieldError, ValidationErrorBody, ErrorBody):
+            components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                has_body = "requestBody" in operation
+                # require_admin reads the X-Admin-Token header, so admin operations carry that parameter.
+                is_admin = any(p.get("name") == "x-admin-token" for p in operation.get("parameters", []))
+                if "422" in responses or has_body:
+                    responses["422"] = {
+                        "description": "Invalid input: each invalid field is named",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ValidationErrorBody"}
+                            }
+                        },
+                    }
+                if has_body:
+                    responses.setdefault("400", _error("The body could not be parsed"))
+                    responses.setdefault("413", _error("The body is larger than MAX_BODY_BYTES"))
+                if is_admin:
+                    responses.setdefault("401", _error("Missing or wrong X-Admin-Token"))
+                    responses.setdefault("403", _error("Admin endpoints or fault injection are disabled"))
+                if path not in ("/health", "/metrics"):
+                    responses.setdefault("503", _error("Not ready, a dependency is unavailable, or a fault"))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_service_app(
     *,
     title: str,
@@ -106,6 +173,7 @@ def create_service_app(
 
     if faults is not None:
         app.include_router(fault_router(faults, settings))
+    document_common_responses(app)
 
     # The last added is outermost: request metrics see every response, the 413s of the body limit included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +76,7 @@ def require_admin(settings: LabSettings):
             return
         if not settings.admin_token:
             raise HTTPException(403, "admin endpoints are disabled: set ADMIN_TOKEN or LAB_PROFILE=true")
-        if x_admin_token != settings.admin_token:
+        if not secrets.compare_digest(x_admin_token or "", settings.admin_token):
             raise HTTPException(401, "missing or wrong X-Admin-Token header")
 
     return check
@@ -101,7 +102,7 @@ def fault_router(registry: FaultRegistry, settings: LabSettings) -> APIRouter:
             "active": [describe(f) for f in registry.active()],
         }
 
-    @router.post("/{name}")
+    @router.post("/{name}", responses={404: {"description": "Unknown fault"}})
     def activate(name: str, body: FaultRequest) -> dict[str, Any]:
         if not settings.faults_active:
             raise HTTPException(403, "fault injection is off: set FAULTS_ENABLED=true or LAB_PROFILE=true")
@@ -109,7 +110,7 @@ def fault_router(registry: FaultRegistry, settings: LabSettings) -> APIRouter:
             raise HTTPException(404, f"unknown fault {name!r}; known: {sorted(registry.known)}")
         return describe(registry.activate(name, body.duration_seconds, body.params))
 
-    @router.delete("/{name}")
+    @router.delete("/{name}", responses={404: {"description": "Unknown fault"}})
     def clear(name: str) -> dict[str, Any]:
         if name != "all" and name not in registry.known:
             raise HTTPException(404, f"unknown fault {name!r}")

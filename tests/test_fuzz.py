@@ -1,0 +1,69 @@
+"""Schemathesis against each service's OpenAPI schema: no 5xx, and every response matches its schema.
+
+The services run as users run them (`python -m ml_api`, `python -m rag_api`) with the default, non-lab
+profile: admin endpoints answer 401/403 and fault injection is off, so fuzzing cannot switch faults on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES_PER_OPERATION = 50  # ~10 operations per service: about 500 generated cases each
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(module: str, env: dict[str, str], timeout: float = 240) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env})
+    port = env["ML_PORT"] if module == "ml_api" else env["RAG_PORT"]
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"python -m {module} exited with {process.returncode}"
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.terminate()
+    pytest.fail(f"{module} not ready after {timeout}s")
+
+
+def schemathesis(base: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
+            "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance",
+            "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "20261125",
+            "--request-timeout", "30", "--report-dir", str(tmp_path), *extra,
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(1200)
+def test_ml_api_schema_fuzz(tmp_path: Path) -> None:
+    env = {"ML_PORT": str(free_port()), "ML_MODEL_DIR": str(tmp_path / "models"), "LAB_PROFILE": "false"}
+    process, base = start("ml_api", env)
+    try:
+        # The HTML drift report is for humans (and costs seconds per call); it has no JSON schema to check.
+        result = schemathesis(base, tmp_path, "--exclude-path", "/drift/report")
+    finally:
+        process.terminate()
+        process.wait(20)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
