@@ -44,7 +44,7 @@ class DriftMonitor:
         max_age_seconds: float,
         min_window: int,
         interval_seconds: float,
-        alpha: float = 0.01,
+        alpha: float = 0.005,
     ) -> None:
         self.reference = reference.loc[:, list(FEATURES)]
         self.detector = DriftDetector(

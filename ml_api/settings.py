@@ -37,7 +37,7 @@ class MLSettings(LabSettings):
     # (Prometheus scrapes every 15 s and drift alerts wait minutes anyway).
     drift_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     # Family-wise false-alarm rate of one drift evaluation.
-    drift_alpha: float = Field(default=0.01, gt=0, lt=1)
+    drift_alpha: float = Field(default=0.005, gt=0, lt=1)
 
     # /triage asks rag_api for an explanation; past this timeout it answers with the ML part only.
     rag_url: str = "http://127.0.0.1:8001"
