@@ -1,0 +1,410 @@
+"""Alertmanager configuration as tested code: amtool checks, routes, template renders, and a real Alertmanager
+delivering to the lab's real receiver (routing, inhibition, resolved notifications).
+
+Needs `amtool` and `prometheus-alertmanager` (or `alertmanager`). Without them the tests skip locally and
+FAIL in CI (`CI` set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from receiver.parse import alert_names, alert_status
+
+ROOT = Path(__file__).resolve().parents[1]
+AM_DIR = ROOT / "alertmanager"
+CONFIG = AM_DIR / "alertmanager.yml"
+TEMPLATE_GLOB = str(AM_DIR / "templates" / "*.tmpl")
+TEMPLATE_DATA = AM_DIR / "tests" / "template_data.json"
+ALERTS_FILE = ROOT / "prometheus" / "rules" / "alerts.yml"
+
+
+def tool(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    message = f"{' / '.join(names)} not on PATH (install Alertmanager: `make tools`)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def amtool(*args: str, cwd: Path = AM_DIR) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("amtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def config() -> dict:
+    return yaml.safe_load(CONFIG.read_text())
+
+
+# ---------------------------------------------------------------- static checks
+
+
+def test_amtool_check_config(tmp_path: Path) -> None:
+    # From another directory: templates resolve relative to the config file.
+    result = amtool("check-config", str(CONFIG), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    assert " - 1 templates" in result.stdout
+    assert " - 3 inhibit rules" in result.stdout
+
+
+def test_no_secret_in_the_config() -> None:
+    cfg = config()
+    slack = [c for r in cfg["receivers"] for c in r.get("slack_configs", [])]
+    assert slack, "a Slack receiver"
+    for item in slack:
+        assert "api_url" not in item, "the webhook URL is a secret: api_url_file only"
+        assert item["api_url_file"] == "secrets/slack_webhook_url"
+        assert item["send_resolved"] is True
+        assert "slack.lab.text" in item["text"], "the default Slack text is empty"
+    for item in (c for r in cfg["receivers"] for c in r.get("email_configs", [])):
+        assert "auth_password" not in item
+        assert item["send_resolved"] is True
+    assert "smtp_auth_password" not in cfg["global"]
+    assert cfg["global"]["smtp_smarthost"] == "127.0.0.1:2525"
+    assert cfg["global"]["smtp_require_tls"] is False
+    settings = [line for line in CONFIG.read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in settings if "${" in line], (
+        "Alertmanager does not expand environment variables"
+    )
+
+
+def test_secrets_directory_is_ignored_and_the_default_is_the_local_receiver() -> None:
+    assert (AM_DIR / "slack_webhook_url.default").read_text().strip() == "http://127.0.0.1:9099/slack"
+    assert (AM_DIR / "slack_webhook_url.compose").read_text().strip() == "http://alert-receiver:9099/slack"
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in ("slack_webhook_url", "smtp_password"):
+        ignored = subprocess.run([git, "check-ignore", "-q", f"alertmanager/secrets/{name}"], cwd=ROOT)
+        assert ignored.returncode == 0, f"alertmanager/secrets/{name} must be gitignored"
+    kept = subprocess.run([git, "check-ignore", "-q", "alertmanager/secrets/.gitignore"], cwd=ROOT)
+    assert kept.returncode == 1, "the .gitignore itself is committed"
+
+
+def test_grouping_and_lab_timing() -> None:
+    route = config()["route"]
+    assert route["group_by"] == ["alertname", "service", "severity"]
+    assert route["group_wait"] == "1s"
+    assert route["group_interval"] == "10s"
+    assert route["repeat_interval"] == "1h"
+
+
+# ---------------------------------------------------------------- routing
+
+
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        (["severity=critical", "service=ml_api", "alertname=MLHighErrorRatio"], "slack,email"),
+        (["severity=critical", "service=rag_api", "alertname=LLMHallucinationHigh"], "slack,email"),
+        (["severity=warning", "service=ml_api", "alertname=MLHighLatencyP90"], "slack"),
+        (["severity=warning", "service=rag_api", "alertname=LLMRelevanceLow"], "slack"),
+        (["alertname=Watchdog"], "slack"),  # unlabelled: root route
+        (["severity=info", "alertname=Something"], "slack"),
+    ],
+)
+def test_routes(labels: list[str], receivers: str) -> None:
+    result = amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receivers}", *labels
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receivers
+
+
+def test_route_verification_can_fail() -> None:
+    """The check above means something: a warning is NOT routed to email."""
+    result = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={CONFIG}",
+        "--verify.receivers=slack,email",
+        "severity=warning",
+        "service=ml_api",
+        "alertname=MLFeatureDrift",
+    )
+    assert result.returncode != 0
+
+
+def test_every_alert_rule_routes_by_its_severity() -> None:
+    rules = [r for g in yaml.safe_load(ALERTS_FILE.read_text())["groups"] for r in g["rules"]]
+    assert rules
+    for rule in rules:
+        severity = rule["labels"]["severity"]
+        expected = "slack,email" if severity == "critical" else "slack"
+        labels = [f"alertname={rule['alert']}", f"severity={severity}", f"family={rule['labels']['family']}"]
+        result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
+        assert result.stdout.strip() == expected, (rule["alert"], result.stdout, result.stderr)
+
+
+# ---------------------------------------------------------------- templates
+
+
+def render(name: str, kind: str = "text") -> str:
+    result = amtool(
+        "template",
+        "render",
+        f"--template.glob={TEMPLATE_GLOB}",
+        f"--template.data={TEMPLATE_DATA}",
+        f"--template.type={kind}",
+        f"--template.text={{{{ template {json.dumps(name)} . }}}}",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_slack_title() -> None:
+    assert render("slack.lab.title").strip() == "[FIRING:1] MLFeatureDrift (ml_api warning)"
+    assert render("slack.lab.color").strip() == "warning"
+    assert render("slack.lab.titlelink").strip() == "http://localhost:3000/d/ml-service"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("slack.lab.text", "text"), ("email.lab.text", "text"), ("email.lab.html", "html")]
+)
+def test_bodies_list_every_alert_firing_and_resolved(name: str, kind: str) -> None:
+    data = json.loads(TEMPLATE_DATA.read_text())
+    text = render(name, kind)
+    assert text.strip(), "an empty message is what the default Slack template sends"
+    for alert in data["alerts"]:
+        assert alert["annotations"]["summary"] in text
+        assert alert["annotations"]["description"] in text  # carries the value (drift score 0.4217 ...)
+        assert f"feature={alert['labels']['feature']}" in text
+    assert text.count(data["alerts"][0]["annotations"]["runbook_url"]) == 2
+    assert text.count("http://localhost:3000/d/ml-service") == 2
+    assert "FIRING" in text and "RESOLVED" in text
+    assert text.index("ticket_length") < text.index("customer_tier"), "firing alerts first"
+    assert "2026-01-02 09:58:30 UTC" in text, "a resolved alert shows when it ended"
+    # What the lab's receiver (and a human) reads from it.
+    assert alert_names(text) == ["MLFeatureDrift"]
+    assert alert_status(text) == "mixed"
+
+
+def test_email_subject() -> None:
+    assert render("email.lab.subject").strip() == "[FIRING:1] MLFeatureDrift (ml_api warning)"
+
+
+# ---------------------------------------------------------------- a real Alertmanager and the real receiver
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready within {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Lab:
+    def __init__(self, am_url: str, receiver_url: str) -> None:
+        self.am = am_url
+        self.receiver = receiver_url
+
+    def post(self, *alerts: dict) -> None:
+        response = httpx.post(f"{self.am}/api/v2/alerts", json=list(alerts), timeout=5)
+        assert response.status_code == 200, response.text
+
+    def alerts(self) -> dict[str, dict]:
+        items = httpx.get(f"{self.am}/api/v2/alerts", timeout=5).json()
+        return {f"{a['labels']['alertname']}/{a['labels'].get('service')}": a for a in items}
+
+    def notifications(self, channel: str) -> list[dict]:
+        response = httpx.get(f"{self.receiver}/notifications", params={"channel": channel}, timeout=5)
+        return response.json()["notifications"]
+
+    def wait_for(self, channel: str, predicate, timeout: float = 30) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [n for n in self.notifications(channel) if predicate(n)]
+            if found:
+                return found
+            time.sleep(0.2)
+        raise AssertionError(
+            f"no matching {channel} notification within {timeout} s: {self.notifications(channel)}"
+        )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The committed config, started like the runner does (cwd = its directory), aimed at a receiver on free
+    ports: only the SMTP port and the webhook file differ from the real set-up."""
+    tool("amtool")
+    binary = tool("prometheus-alertmanager", "alertmanager")
+    tmp = tmp_path_factory.mktemp("am")
+    http_port, smtp_port, am_port = free_port(), free_port(), free_port()
+
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "receiver"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "RECEIVER_HOST": "127.0.0.1",
+            "RECEIVER_HTTP_PORT": str(http_port),
+            "RECEIVER_SMTP_PORT": str(smtp_port),
+            "RECEIVER_LOG": str(tmp / "notifications.jsonl"),
+            "RECEIVER_ECHO": "false",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    receiver_url = f"http://127.0.0.1:{http_port}"
+
+    conf_dir = tmp / "alertmanager"
+    shutil.copytree(AM_DIR, conf_dir, ignore=shutil.ignore_patterns("secrets"))
+    text = CONFIG.read_text()
+    assert text.count("smtp_smarthost: 127.0.0.1:2525") == 1
+    (conf_dir / "alertmanager.yml").write_text(
+        text.replace("smtp_smarthost: 127.0.0.1:2525", f"smtp_smarthost: 127.0.0.1:{smtp_port}")
+    )
+    (conf_dir / "secrets").mkdir()
+    (conf_dir / "secrets" / "slack_webhook_url").write_text(f"{receiver_url}/slack\n")
+
+    am = subprocess.Popen(
+        [
+            binary,
+            "--config.file=alertmanager.yml",
+            f"--storage.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            f"--web.external-url=http://127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ],
+        cwd=conf_dir,  # api_url_file is relative to the working directory (measured with 0.25)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    am_url = f"http://127.0.0.1:{am_port}"
+    try:
+        wait_http(f"{receiver_url}/health", receiver, "receiver")
+        wait_http(f"{am_url}/-/ready", am, "alertmanager")
+        yield Lab(am_url, receiver_url)
+    finally:
+        stop(am)
+        stop(receiver)
+
+
+def alert(name: str, service: str, severity: str, family: str, ends_in: float = 300, **labels: str) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "labels": {"alertname": name, "service": service, "severity": severity, "family": family, **labels},
+        "annotations": {
+            "summary": f"{name} on {service}",
+            "description": f"{name} measured value 42",
+            "runbook_url": f"https://github.com/observability-lab/observability-lab/blob/main/docs/runbooks.md#{name.lower()}",
+            "dashboard_url": "http://localhost:3000/d/ml-service",
+        },
+        "startsAt": (now - timedelta(seconds=45)).isoformat(),  # like Prometheus: pending since `for` ago
+        "endsAt": (now + timedelta(seconds=ends_in)).isoformat(),
+        "generatorURL": "http://127.0.0.1:9090/graph",
+    }
+
+
+def test_routing_inhibition_and_resolution_with_a_real_alertmanager(lab: Lab) -> None:
+    # The criticals first, as the rules' `for` (30s vs 45s) guarantees in the lab: Alertmanager flushes a
+    # new group at once (startsAt older than group_wait): a warning in the same batch may beat the inhibitor.
+    lab.post(
+        alert("MLHighLatencyP99", "ml_api", "critical", "latency"),
+        alert("TargetDown", "rag_api", "critical", "availability", job="rag-api", instance="127.0.0.1:8001"),
+    )
+    lab.wait_for("slack", lambda n: "TargetDown" in n["alerts"])
+    lab.post(
+        alert("MLHighLatencyP90", "ml_api", "warning", "latency"),  # muted: critical, same family + service
+        alert("MLFeatureDrift", "ml_api", "warning", "drift", feature="ticket_length"),  # no critical drift
+        alert("LLMHallucinationHigh", "rag_api", "critical", "quality"),  # muted by TargetDown (same service)
+        alert("LLMHighLatency", "rag_api", "warning", "latency"),  # muted by TargetDown
+        alert("TriageDegraded", "ml_api", "warning", "triage"),  # muted by rag_api's TargetDown
+    )
+    # Alertmanager computes inhibition when it is asked; give it the second it needs to ingest.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        state = {key: a["status"] for key, a in lab.alerts().items()}
+        if len(state) == 7:
+            break
+        time.sleep(0.2)
+    suppressed = {key for key, status in state.items() if status["state"] == "suppressed"}
+    assert suppressed == {
+        "MLHighLatencyP90/ml_api",
+        "LLMHallucinationHigh/rag_api",
+        "LLMHighLatency/rag_api",
+        "TriageDegraded/ml_api",
+    }
+    assert all(state[key]["inhibitedBy"] for key in suppressed)
+    assert state["MLFeatureDrift/ml_api"]["state"] == "active"
+    inhibited = httpx.get(
+        f"{lab.am}/api/v2/alerts", params={"active": "false", "inhibited": "true"}, timeout=5
+    )
+    assert {a["labels"]["alertname"] for a in inhibited.json()} == {
+        "MLHighLatencyP90",
+        "LLMHallucinationHigh",
+        "LLMHighLatency",
+        "TriageDegraded",
+    }
+
+    # Critical -> Slack and email; warning -> Slack only; with our templates' text, not an empty message.
+    lab.wait_for("email", lambda n: "MLHighLatencyP99" in n["alerts"])
+    lab.wait_for("email", lambda n: "TargetDown" in n["alerts"])
+    slack_p99 = lab.wait_for("slack", lambda n: "MLHighLatencyP99" in n["alerts"])[0]
+    lab.wait_for("slack", lambda n: "MLFeatureDrift" in n["alerts"])
+    lab.wait_for("slack", lambda n: "TargetDown" in n["alerts"])
+    payload = slack_p99["payload"]["attachments"][0]
+    assert payload["title"] == "[FIRING:1] MLHighLatencyP99 (ml_api critical)"
+    assert payload["color"] == "danger"
+    assert "MLHighLatencyP99 measured value 42" in payload["text"]
+    assert "docs/runbooks.md#mlhighlatencyp99|Runbook>" in payload["text"]
+    assert slack_p99["slack_channel"] == "#observability-lab"
+    email = lab.wait_for("email", lambda n: "MLHighLatencyP99" in n["alerts"])[0]
+    assert email["subject"] == "[FIRING:1] MLHighLatencyP99 (ml_api critical)"
+    assert "MLHighLatencyP99 measured value 42" in email["html"]
+    assert "MLHighLatencyP99 measured value 42" in email["body"]
+
+    # Resolve the warning: send_resolved delivers a RESOLVED message (after group_interval, 10 s).
+    lab.post(alert("MLFeatureDrift", "ml_api", "warning", "drift", ends_in=-1, feature="ticket_length"))
+    resolved = lab.wait_for("slack", lambda n: "MLFeatureDrift" in n["alerts"] and n["status"] == "resolved")
+    assert resolved[0]["payload"]["attachments"][0]["title"] == "[RESOLVED] MLFeatureDrift (ml_api warning)"
+    assert resolved[0]["payload"]["attachments"][0]["color"] == "good"
+
+    # Nothing muted was ever delivered, and warnings never went to email.
+    slack_names = {name for n in lab.notifications("slack") for name in n["alerts"]}
+    email_names = {name for n in lab.notifications("email") for name in n["alerts"]}
+    muted = {"MLHighLatencyP90", "LLMHallucinationHigh", "LLMHighLatency", "TriageDegraded"}
+    assert slack_names == {"MLHighLatencyP99", "MLFeatureDrift", "TargetDown"}
+    assert email_names == {"MLHighLatencyP99", "TargetDown"}
+    assert not (slack_names | email_names) & muted

@@ -1,0 +1,351 @@
+"""Prometheus configuration as tested code: promtool checks and unit tests, the rule conventions, the docs.
+
+Needs `promtool` (and `prometheus` for the start-up test). Without them the tests skip locally and FAIL in CI
+(`CI` set): an alert rule that was never checked is the failure mode this lab exists to avoid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROM = ROOT / "prometheus"
+ALERTS_FILE = PROM / "rules" / "alerts.yml"
+RECORDING_FILE = PROM / "rules" / "recording.yml"
+TEST_FILES = sorted((PROM / "tests").glob("*.yml"))
+RUNBOOK_BASE = "https://github.com/observability-lab/observability-lab/blob/main/docs/runbooks.md#"
+DASHBOARDS = {f"http://localhost:3000/d/{uid}" for uid in ("ml-service", "llm-quality", "pipeline-health")}
+REQUIRED_ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
+# `up == 0` has no value worth printing (it is 0); its description names the target instead.
+NO_VALUE_IN_DESCRIPTION = {"TargetDown"}
+SERVICES = {"ml_api": 8000, "rag_api": 8001, "prometheus": 9090, "alertmanager": 9093}
+DOCKER_HOSTS = {
+    "ml_api": "ml-api",
+    "rag_api": "rag-api",
+    "prometheus": "prometheus",
+    "alertmanager": "alertmanager",
+}
+JOBS = {"ml-api": "ml_api", "rag-api": "rag_api", "prometheus": "prometheus", "alertmanager": "alertmanager"}
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not on PATH (install Prometheus: `make tools`)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def alert_rules() -> dict[str, dict]:
+    groups = yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+    return {rule["alert"]: rule for group in groups for rule in group["rules"]}
+
+
+def groups_of(path: Path) -> list[dict]:
+    return yaml.safe_load(path.read_text())["groups"]
+
+
+def all_exprs() -> list[str]:
+    return [
+        rule["expr"] for path in (ALERTS_FILE, RECORDING_FILE) for g in groups_of(path) for rule in g["rules"]
+    ]
+
+
+def duration_seconds(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    total = 0.0
+    for number, unit in re.findall(r"(\d+)(ms|s|m|h)", text):
+        total += int(number) * units[unit]
+    return total
+
+
+# ---------------------------------------------------------------- promtool
+
+
+def test_promtool_check_config_from_another_directory(tmp_path: Path) -> None:
+    # Run from elsewhere: rule_files and file_sd paths must resolve relative to prometheus.yml itself.
+    result = run(tool("promtool"), "check", "config", str(PROM / "prometheus.yml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 rule files found" in result.stdout
+
+
+def test_promtool_check_rules_lint_clean() -> None:
+    result = run(tool("promtool"), "check", "rules", str(ALERTS_FILE), str(RECORDING_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == 2
+
+
+def test_promtool_unit_tests_pass() -> None:
+    assert len(TEST_FILES) >= 4
+    result = run(tool("promtool"), "test", "rules", *map(str, TEST_FILES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(TEST_FILES), result.stdout
+
+
+def test_docker_targets_give_a_valid_config(tmp_path: Path) -> None:
+    """Compose mounts targets/docker over targets/: the same prometheus.yml must stay valid."""
+    copy = tmp_path / "prometheus"
+    shutil.copytree(PROM, copy)
+    for native in (copy / "targets").glob("*.yml"):
+        native.unlink()
+    for docker in (copy / "targets" / "docker").glob("*.yml"):
+        shutil.copy(docker, copy / "targets" / docker.name)
+    result = run(tool("promtool"), "check", "config", str(copy / "prometheus.yml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- scrape configuration
+
+
+def test_scrape_jobs_and_lab_intervals() -> None:
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    assert duration_seconds(config["global"]["scrape_interval"]) <= 5
+    assert duration_seconds(config["global"]["evaluation_interval"]) <= 5
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(JOBS)
+    for name, job in jobs.items():
+        files = [f for sd in job["file_sd_configs"] for f in sd["files"]]
+        assert files == [f"targets/{JOBS[name]}.yml"], name
+        assert "scrape_interval" not in job, "one interval for every job keeps rate windows comparable"
+    alerting = [
+        f for am in config["alerting"]["alertmanagers"] for sd in am["file_sd_configs"] for f in sd["files"]
+    ]
+    assert alerting == ["targets/alertmanager.yml"]
+    assert config["rule_files"] == ["rules/*.yml"]
+
+
+@pytest.mark.parametrize("mode", ["native", "docker"])
+def test_targets_files_per_mode(mode: str) -> None:
+    directory = PROM / "targets" if mode == "native" else PROM / "targets" / "docker"
+    found = {}
+    for path in sorted(directory.glob("*.yml")):
+        groups = yaml.safe_load(path.read_text())
+        assert len(groups) == 1, path
+        (group,) = groups
+        service = group["labels"]["service"]
+        assert path.stem == service
+        found[service] = group["targets"]
+    host = {s: "127.0.0.1" if mode == "native" else DOCKER_HOSTS[s] for s in SERVICES}
+    assert found == {s: [f"{host[s]}:{port}"] for s, port in SERVICES.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_real_prometheus_discovers_targets_and_loads_rules(tmp_path: Path) -> None:
+    """The real server, started from another directory: file_sd targets carry `service`, rules are healthy."""
+    binary = tool("prometheus")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={PROM / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        targets: list[dict] = []
+        rules: list[dict] = []
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(f"{base}/-/ready", timeout=2).status_code != 200:
+                    time.sleep(0.3)
+                    continue
+                targets = httpx.get(f"{base}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+                groups = httpx.get(f"{base}/api/v1/rules", timeout=2).json()["data"]["groups"]
+                rules = [rule for group in groups for rule in group["rules"]]
+            except httpx.TransportError:
+                pass
+            # Wait until every rule has been evaluated once (lastEvaluation is zero before).
+            if len(targets) == 4 and rules and all(not r["lastEvaluation"].startswith("0001") for r in rules):
+                break
+            time.sleep(0.3)
+        labels = {(t["labels"]["job"], t["labels"]["service"], t["labels"]["instance"]) for t in targets}
+        assert labels == {(job, svc, f"127.0.0.1:{SERVICES[svc]}") for job, svc in JOBS.items()}
+        assert len(rules) == sum(len(g["rules"]) for p in (ALERTS_FILE, RECORDING_FILE) for g in groups_of(p))
+        unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+        assert not unhealthy
+        managers = httpx.get(f"{base}/api/v1/alertmanagers", timeout=2).json()["data"]["activeAlertmanagers"]
+        assert [m["url"] for m in managers] == ["http://127.0.0.1:9093/api/v2/alerts"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ---------------------------------------------------------------- rule conventions
+
+
+def test_every_alert_has_required_labels_and_annotations() -> None:
+    rules = alert_rules()
+    assert len(rules) >= 15
+    for name, rule in rules.items():
+        labels, annotations = rule.get("labels", {}), rule.get("annotations", {})
+        assert labels.get("severity") in {"critical", "warning"}, name
+        assert labels.get("family"), f"{name}: `family` drives inhibition"
+        # `service` comes from the series (`by (service)`); a constant would clash with it.
+        assert "service" not in labels, name
+        assert "service" in rule["expr"] or rule["expr"].strip() == "up == 0", name
+        assert set(annotations) >= REQUIRED_ANNOTATIONS, name
+        assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower(), name
+        assert annotations["dashboard_url"] in DASHBOARDS, name
+        if name not in NO_VALUE_IN_DESCRIPTION:
+            assert "$value" in annotations["description"], f"{name}: the description must show the value"
+        assert 30 <= duration_seconds(rule.get("for", "0s")) <= 60, f"{name}: lab `for` is 30s-1m"
+
+
+def test_warnings_wait_longer_than_the_criticals_that_mute_them() -> None:
+    """Alertmanager flushes a new group at once (startsAt is older than group_wait after `for`): a warning
+    must reach it after the critical of its family, or it can slip past the inhibition."""
+    rules = alert_rules()
+    for family in {r["labels"]["family"] for r in rules.values()}:
+        members = [r for r in rules.values() if r["labels"]["family"] == family]
+        critical = [duration_seconds(r["for"]) for r in members if r["labels"]["severity"] == "critical"]
+        warning = [duration_seconds(r["for"]) for r in members if r["labels"]["severity"] == "warning"]
+        if critical and warning:
+            assert min(warning) >= max(critical) + 10, family
+    # TargetDown{service="rag_api"} mutes TriageDegraded (on ml_api).
+    assert (
+        duration_seconds(rules["TriageDegraded"]["for"]) >= duration_seconds(rules["TargetDown"]["for"]) + 10
+    )
+
+
+def test_rules_use_only_contract_metrics() -> None:
+    """Every service metric named in a rule is in docs/metrics.md (catches typos the promtool tests share)."""
+    contract = set(
+        re.findall(r"`((?:ml|rag|llm|triage)_[a-z0-9_]+)`", (ROOT / "docs" / "metrics.md").read_text())
+    )
+    exprs = " ".join(all_exprs())
+    used = set(re.findall(r"(?<![:\w\"])((?:ml|rag|llm|triage)_[a-z0-9_]+)", exprs))  # not label values
+    base = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
+    assert base, "no service metric found in the rules"
+    assert base <= contract, base - contract
+
+
+def test_rate_windows_are_lab_sized() -> None:
+    windows = {w for expr in all_exprs() for w in re.findall(r"\[(\w+)\]", expr)}
+    assert windows == {"1m"}
+
+
+# ---------------------------------------------------------------- unit-test coverage
+
+
+def unit_test_cases() -> tuple[dict[str, list[dict]], dict[str, set[int]]]:
+    """alertname -> firing exp_alerts; alertname -> indexes of the test blocks where it is checked silent
+    after its `for` (so a silent check cannot just be a pending alert)."""
+    rules = alert_rules()
+    firing: dict[str, list[dict]] = {}
+    silent: dict[str, set[int]] = {}
+    block = 0
+    for path in TEST_FILES:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            block += 1
+            for case in test.get("alert_rule_test", []):
+                name = case["alertname"]
+                assert name in rules, f"{path.name}: test of unknown alert {name}"
+                if case.get("exp_alerts"):
+                    firing.setdefault(name, []).extend(case["exp_alerts"])
+                elif duration_seconds(case["eval_time"]) > duration_seconds(rules[name].get("for", "0s")):
+                    silent.setdefault(name, set()).add(block)
+    return firing, silent
+
+
+def test_every_alert_has_a_firing_case_with_exact_labels_and_annotations() -> None:
+    firing, _ = unit_test_cases()
+    rules = alert_rules()
+    assert set(firing) == set(rules), set(rules) - set(firing)
+    for name, expected in firing.items():
+        for alert in expected:
+            labels = alert["exp_labels"]
+            assert labels["severity"] == rules[name]["labels"]["severity"], name
+            assert labels["family"] == rules[name]["labels"]["family"], name
+            assert labels.get("service") in SERVICES, f"{name}: firing case without a service label"
+            assert set(alert["exp_annotations"]) == REQUIRED_ANNOTATIONS, name
+
+
+def test_every_alert_has_silent_cases() -> None:
+    """At least two separate scenarios (healthy traffic, and no traffic) where the alert must not fire."""
+    _, silent = unit_test_cases()
+    missing = {name: len(silent.get(name, ())) for name in alert_rules() if len(silent.get(name, ())) < 2}
+    assert not missing, missing
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    text = (ROOT / "docs" / "runbooks.md").read_text()
+    sections = dict(re.findall(r"^## (\S+)\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S))
+    rules = alert_rules()
+    assert set(rules) <= set(sections), set(rules) - set(sections)
+    for name in rules:
+        body = sections[name]
+        assert "```promql" in body, f"runbook {name}: how to confirm (PromQL)"
+        assert re.search(r"what to do", body, flags=re.I), f"runbook {name}: what to do"
+
+
+def alerts_table() -> dict[str, dict[str, str]]:
+    rows = {}
+    lines = (ROOT / "docs" / "alerts.md").read_text().splitlines()
+    header: list[str] = []
+    for line in lines:
+        if not line.startswith("|"):
+            header = [] if not line.strip() else header
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not header:
+            header = [c.lower() for c in cells]
+            continue
+        if set(cells[0]) <= set("-: "):
+            continue
+        match = re.fullmatch(r"`(\w+)`", cells[0])
+        if match and "threshold (lab)" in header:
+            rows[match.group(1)] = dict(zip(header, cells, strict=False))
+    return rows
+
+
+def test_alerts_table_agrees_with_the_rules() -> None:
+    """docs/alerts.md is THE place for thresholds: its lab column must be what the rules really use."""
+    rules, table = alert_rules(), alerts_table()
+    assert set(table) == set(rules), set(rules) ^ set(table)
+    for name, row in table.items():
+        rule = rules[name]
+        # The alert's condition is the first comparison of its expression; later ones are traffic guards.
+        first = re.search(r"(==|!=|>=|<=|>|<)\s*([0-9.]+)", rule["expr"])
+        assert first, name
+        threshold = row["threshold (lab)"].strip("`")
+        assert threshold == f"{first.group(1)} {first.group(2)}", (
+            f"{name}: table {threshold!r}, rule {rule['expr']!r}"
+        )
+        assert row["for (lab)"].strip("`") == rule.get("for", "0s"), name
+        assert row["severity"] == rule["labels"]["severity"], name
+        assert row["threshold (production-like)"] and row["trigger in the lab"], name
