@@ -1,0 +1,124 @@
+"""How well does the hallucination score (1 - groundedness) separate human-labelled answers?
+
+    python -m benchmarks.groundedness [--data ../shared/data/groundedness_dev.jsonl] [--limit N] [--judge]
+
+Runs the batch CLI's own code path (`rag_api.evaluation.score_rows` over a TruLens-driven Evaluator; offline
+unless --judge, which uses OPENAI_* like the CLI) and prints, per source: rows, AUROC of our hallucination
+score, AUROC of the token-overlap baseline computed in the same run, the difference, and seconds per row.
+Then two guards against leaning on answer length (in HaluEval QA right answers are short entities and
+hallucinated ones long sentences): the AUROC of answer length alone, and our AUROC within answer-length
+strata of halueval_qa, plus the rank correlation of our score with length inside each label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata, spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "groundedness_dev.jsonl"
+LENGTH_STRATA = ((1, 2), (3, 4), (5, 7), (8, 11), (12, 10_000))  # answer length in words
+
+
+def auroc(labels: list[int], scores: list[float]) -> float:
+    """Mann-Whitney AUROC: P(score of a label-1 row > score of a label-0 row), ties counted half."""
+    y = np.asarray(labels)
+    positives, negatives = int((y == 1).sum()), int((y == 0).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(scores, dtype=float))
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--limit", type=int, default=None, help="score at most N rows per source")
+    parser.add_argument("--judge", action="store_true", help="use the OPENAI_* judge like the CLI would")
+    args = parser.parse_args(argv)
+
+    from rag_api import scoring
+    from rag_api.evaluation import build_evaluator, evaluator_from_env, read_rows, score_rows
+
+    rows = read_rows(args.data)
+    if args.limit:
+        kept: dict[str, int] = defaultdict(int)
+        limited = []
+        for row in rows:
+            if kept[row["source"]] < args.limit:
+                kept[row["source"]] += 1
+                limited.append(row)
+        rows = limited
+
+    started = time.perf_counter()
+    evaluator = (
+        evaluator_from_env()
+        if args.judge
+        else build_evaluator(api_key=None, base_url=None, model="offline", timeout=1.0, max_retries=0)
+    )
+    print(f"provider: {evaluator.provider_name} (set up in {time.perf_counter() - started:.1f} s)")
+
+    by_source: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    failures = 0
+    scored = score_rows(rows, evaluator)
+    for row in rows:
+        tick = time.perf_counter()
+        record = next(scored)
+        elapsed = time.perf_counter() - tick
+        if record["groundedness"] is None:
+            failures += 1
+            continue
+        data = by_source[row["source"]]
+        data["label"].append(int(row["label"]))
+        data["ours"].append(1.0 - record["groundedness"])
+        data["baseline"].append(1.0 - scoring.token_overlap_baseline(row["context"], row["answer"]))
+        data["length"].append(len(scoring.words(row["answer"])))
+        data["seconds"].append(elapsed)
+
+    header = f"{'source':<15}{'rows':>6}{'ours':>8}{'overlap':>9}{'diff':>8}{'length':>8}{'s/row':>8}"
+    print(header)
+    print("-" * len(header))
+    for source in sorted(by_source):
+        data = by_source[source]
+        ours, base = auroc(data["label"], data["ours"]), auroc(data["label"], data["baseline"])
+        length = auroc(data["label"], data["length"])
+        seconds = float(np.mean(data["seconds"]))
+        print(
+            f"{source:<15}{len(data['label']):>6}{ours:>8.3f}{base:>9.3f}{ours - base:>+8.3f}"
+            f"{length:>8.3f}{seconds:>8.3f}"
+        )
+    print("ours = AUROC of 1 - groundedness; overlap = token-overlap baseline; length = answer length alone")
+
+    halu = by_source.get("halueval_qa")
+    if halu:
+        print("\nhalueval_qa within answer-length strata (a length-driven score would fall to ~0.5 here):")
+        print(f"{'words':<10}{'rows':>6}{'label=1':>9}{'ours':>8}{'overlap':>9}")
+        lengths = np.asarray(halu["length"])
+        for low, high in LENGTH_STRATA:
+            mask = (lengths >= low) & (lengths <= high)
+            labels = [y for y, m in zip(halu["label"], mask, strict=True) if m]
+            ours = [v for v, m in zip(halu["ours"], mask, strict=True) if m]
+            base = [v for v, m in zip(halu["baseline"], mask, strict=True) if m]
+            name = f"{low}-{high}" if high < 10_000 else f"{low}+"
+            print(
+                f"{name:<10}{len(labels):>6}{int(sum(labels)):>9}"
+                f"{auroc(labels, ours):>8.3f}{auroc(labels, base):>9.3f}"
+            )
+        for label in (0, 1):
+            idx = [i for i, y in enumerate(halu["label"]) if y == label]
+            rho = spearmanr([halu["ours"][i] for i in idx], [halu["length"][i] for i in idx]).statistic
+            print(f"spearman(score, length) among label={label} rows: {rho:+.3f}")
+    if failures:
+        print(f"\n{failures} rows failed to score", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""Offline evidence scores for RAG answers: groundedness, context relevance, answer relevance (no LLM).
+
+Groundedness asks whether the answer's claims are backed by the context. Each answer sentence is checked
+against the context through three views of the same evidence, and their unsupported shares are averaged:
+
+* surface copy — the share of the sentence's words (function words included) absent from the context;
+  faithful dialogue and QA answers reuse the passage's wording, invented ones bring their own;
+* content words — the same with function words removed, so "the/of/is" cannot vouch for a sentence;
+* word pairs — the share of adjacent word pairs absent from the context, which catches claims that recombine
+  context words into a fact the context does not state ("X directed Y" when X and Y appear apart).
+
+Sentences are weighted by their word count, so a long invented sentence cannot hide behind a short true one,
+and the score is a share, not a count: a longer answer is not penalised for being long (see the benchmark's
+length-strata check). Relevance scores combine MiniLM cosine similarity with lexical overlap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+_WORD = re.compile(r"[a-z0-9]+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+# Only pure function words: conversational words ("think", "love", "guess") stay, because in dialogue an
+# opinion or anecdote the passage does not state is exactly the unattributable content we must notice.
+_FUNCTION_WORDS = """a an the and or but of to in on at for with by from is are was were be been it this that
+i you he she we they my your his her its our their me him them as so do does did not no yes"""
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
+# For relevance, conversational filler carries no topic either.
+_FILLER = """what which who whom whose when where why how is there any can could would should will about
+tell me know think like really just also some much many more most other please"""
+_TOPIC_STOP = FUNCTION_WORDS | frozenset(_FILLER.split())
+
+# MiniLM cosine between unrelated English texts sits around 0-0.15, between a question and a passage that
+# answers it around 0.45-0.8: map [_COS_FLOOR, _COS_CEIL] linearly onto [0, 1].
+_COS_FLOOR = 0.10
+_COS_CEIL = 0.65
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def sentences(text: str) -> list[str]:
+    parts = (p.strip() for p in _SENTENCE.split(text))
+    return [p for p in parts if _WORD.search(p.lower())]
+
+
+def _clamp01(value: float) -> float:
+    return float(min(1.0, max(0.0, value)))
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    sentence: str
+    words: int
+    unsupported_words: float  # share of all words absent from the context
+    unsupported_content: float  # share of content words absent from the context
+    unsupported_pairs: float  # share of adjacent word pairs absent from the context
+
+    @property
+    def unsupported(self) -> float:
+        return (self.unsupported_words + self.unsupported_content + self.unsupported_pairs) / 3.0
+
+
+class ContextIndex:
+    """The context's vocabulary and word pairs, built once and reused for every answer sentence."""
+
+    def __init__(self, contexts: list[str]) -> None:
+        self.vocabulary: set[str] = set()
+        self.pairs: set[tuple[str, str]] = set()
+        for text in contexts:
+            tokens = words(text)
+            self.vocabulary.update(tokens)
+            self.pairs.update(itertools.pairwise(tokens))
+
+    def support(self, sentence: str) -> SentenceSupport | None:
+        tokens = words(sentence)
+        if not tokens:
+            return None
+        missing = [t not in self.vocabulary for t in tokens]
+        unsupported_words = sum(missing) / len(tokens)
+        content = [m for t, m in zip(tokens, missing, strict=True) if t not in FUNCTION_WORDS]
+        # A sentence of function words only ("it is.") makes no checkable claim of content: fall back.
+        unsupported_content = sum(content) / len(content) if content else unsupported_words
+        pairs = list(itertools.pairwise(tokens))
+        unsupported_pairs = (
+            sum(p not in self.pairs for p in pairs) / len(pairs) if pairs else unsupported_content
+        )
+        return SentenceSupport(
+            sentence, len(tokens), unsupported_words, unsupported_content, unsupported_pairs
+        )
+
+
+def groundedness(contexts: list[str], answer: str) -> tuple[float, list[SentenceSupport]]:
+    """1 - the word-weighted mean unsupported share of the answer's sentences, and the per-sentence detail.
+
+    An answer with no words makes no claim: vacuously grounded (1.0). Without any context nothing can be
+    supported: every sentence counts as unsupported.
+    """
+    index = ContextIndex([c for c in contexts if c])
+    detail = [s for s in (index.support(x) for x in (sentences(answer) or [answer])) if s is not None]
+    if not detail:
+        return 1.0, []
+    total = sum(s.words for s in detail)
+    unsupported = sum(s.unsupported * s.words for s in detail) / total
+    return _clamp01(1.0 - unsupported), detail
+
+
+def token_overlap_baseline(context: str, answer: str) -> float:
+    """The reference baseline: share of the answer's content words (sklearn stop words) in the context."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    vocabulary = set(words(context))
+    content = [w for w in words(answer) if w not in ENGLISH_STOP_WORDS]
+    if not content:
+        return 1.0
+    return sum(w in vocabulary for w in content) / len(content)
+
+
+class EmbeddingCache:
+    """Bounded text → unit-vector cache: the three metrics of one answer embed the same texts."""
+
+    def __init__(self, maxsize: int = 2048) -> None:
+        self._maxsize = maxsize
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from rag_api.embeddings import get_embedder
+
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._items))
+        if missing:
+            vectors = get_embedder().embed(missing)
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._items[text] = vector
+                    self._items.move_to_end(text)
+                while len(self._items) > self._maxsize:
+                    self._items.popitem(last=False)
+        with self._lock:
+            return np.vstack([self._items[t] for t in texts])
+
+
+_CACHE = EmbeddingCache()
+
+
+def semantic_similarity(a: str, b: str) -> float:
+    """MiniLM cosine mapped onto [0, 1] (see _COS_FLOOR/_COS_CEIL)."""
+    if not a.strip() or not b.strip():
+        return 0.0
+    va, vb = _CACHE.embed([a, b])
+    cosine = float(np.dot(va, vb))
+    return _clamp01((cosine - _COS_FLOOR) / (_COS_CEIL - _COS_FLOOR))
+
+
+def _topic_words(text: str) -> set[str]:
+    return {w for w in words(text) if w not in _TOPIC_STOP}
+
+
+_WINDOW_WORDS = 60
+_MAX_WINDOWS = 8  # bounds the embedding cost of one chunk: each window is one short MiniLM pass
+
+
+def _windows(text: str) -> list[str]:
+    """Consecutive sentences packed into passages of at most about _WINDOW_WORDS words (an over-long sentence
+    is cut by words). Short passages embed fast; one 256-token text would cost as much as eight of them."""
+    pieces: list[list[str]] = []
+    for sentence in sentences(text) or [text]:
+        tokens = sentence.split()
+        pieces.extend(tokens[i : i + _WINDOW_WORDS] for i in range(0, len(tokens), _WINDOW_WORDS))
+    out: list[str] = []
+    current: list[str] = []
+    for piece in pieces:
+        if current and len(current) + len(piece) > _WINDOW_WORDS:
+            out.append(" ".join(current))
+            current = []
+        current.extend(piece)
+    if current:
+        out.append(" ".join(current))
+    return out[:_MAX_WINDOWS]
+
+
+def context_relevance(question: str, context: str) -> float:
+    """How much one context chunk is about the question: 0.75 meaning + 0.25 share of the question's topic
+    words the chunk contains. A long chunk is judged by its best-matching passage (runs of sentences of about
+    _WINDOW_WORDS words): one relevant passage in a long chunk is what retrieval needs."""
+    if not question.strip() or not context.strip():
+        return 0.0
+    vectors = _CACHE.embed([question, *(_windows(context) or [context])])
+    cosines = vectors[1:] @ vectors[0]
+    semantic = _clamp01((float(cosines.max()) - _COS_FLOOR) / (_COS_CEIL - _COS_FLOOR))
+    topic = _topic_words(question)
+    lexical = len(topic & set(words(context))) / len(topic) if topic else semantic
+    return _clamp01(0.75 * semantic + 0.25 * lexical)
+
+
+def answer_relevance(question: str, answer: str) -> float:
+    """How much the answer addresses the question: 0.8 meaning + 0.2 shared topic words (a right answer is
+    often a bare entity that shares no word with its question, so meaning carries most of the weight)."""
+    if not question.strip() or not answer.strip():
+        return 0.0
+    semantic = semantic_similarity(question, answer)
+    topic = _topic_words(question)
+    lexical = len(topic & set(words(answer))) / len(topic) if topic else semantic
+    return _clamp01(0.8 * semantic + 0.2 * lexical)
