@@ -317,9 +317,10 @@ def test_app_commands_name_modules_that_exist(compose: dict[str, Any]) -> None:
         module = svc[name]["command"][1].split(":")[0]
         assert (ROOT / (module.replace(".", "/") + ".py")).exists(), f"{name}: {module}"
     assert (ROOT / "receiver" / "__main__.py").exists()
-    traffic = " ".join(svc["traffic"]["command"])
-    assert "loadtest/locustfile.py" in traffic and "labctl.traffic" in traffic
-    assert (ROOT / "labctl" / "traffic.py").exists()
+    traffic = svc["traffic"]["command"]
+    locustfile = traffic[traffic.index("-f") + 1]
+    assert (ROOT / locustfile).exists(), locustfile
+    assert "--host" not in traffic, "--host would send every Locust user class to one service"
 
 
 def test_dockerfile_runs_as_non_root_and_installs_runtime_dependencies_only(compose: dict[str, Any]) -> None:

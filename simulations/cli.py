@@ -1,0 +1,400 @@
+"""`python -m simulations {drift,hallucination,latency,traffic,all,reset}`: inject a fault, watch it travel
+from the metric to the alert to the notification, and print how long each step took.
+
+Every simulation exits 0 when each expected alert reached every channel its severity routes to (Slack for all,
+email too for critical ones), 1 when one did not (with a hint of where the chain broke), 2 when the lab could
+not be used (not running, admin API refused, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rich.console import Console
+
+from simulations.data import feature_names, parse_features
+from simulations.lab import Lab, LabError, LabUrls
+from simulations.report import print_report, stdout_console
+from simulations.scenarios import (
+    DriftScenario,
+    HallucinationScenario,
+    LatencyScenario,
+    Outcome,
+    Scenario,
+    TrafficScenario,
+    execute,
+    hints,
+    latency_expectations,
+    progress_console,
+    recover,
+)
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _features(text: str) -> list[str]:
+    try:
+        return parse_features(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("where the lab is, and how long to wait")
+    g.add_argument("--ml-url", default="http://127.0.0.1:8000", help="ml_api (default %(default)s)")
+    g.add_argument("--rag-url", default="http://127.0.0.1:8001", help="rag_api (default %(default)s)")
+    g.add_argument("--prometheus-url", default="http://127.0.0.1:9090", help="default %(default)s")
+    g.add_argument("--alertmanager-url", default="http://127.0.0.1:9093", help="default %(default)s")
+    g.add_argument(
+        "--receiver-url",
+        default="http://127.0.0.1:9099",
+        help="the lab's alert receiver (default %(default)s)",
+    )
+    g.add_argument(
+        "--admin-token",
+        default=os.environ.get("ADMIN_TOKEN") or None,
+        help="X-Admin-Token for the fault API (default $ADMIN_TOKEN; not needed in the lab profile)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=180.0,
+        help="seconds to wait, from the injection, for the alert to be notified (default %(default)s)",
+    )
+    g.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="only inject the fault and its load, then exit: no watching, no table, no clean-up",
+    )
+    g.add_argument(
+        "--keep-fault",
+        action="store_true",
+        help="after the alert came, leave the fault on (and the drift window as it is) instead of "
+        "cleaning up",
+    )
+    return common
+
+
+DRIFT_AMOUNT_HELP = (
+    "how far to move each chosen feature, in units of that feature's standard deviation under the training "
+    "data (the reference). 0 sends training-like tickets (nothing drifts); 0.5 is a shift a KS test sees "
+    "within a few hundred tickets; 1 or more is a blatant shift. Values are clipped to the valid ranges and "
+    "integer features rounded. Default %(default)s"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulations",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{drift,hallucination,latency,traffic,all,reset}"
+    )
+    features = ",".join(feature_names())
+
+    drift = sub.add_parser(
+        "drift",
+        parents=[common_options()],
+        help="send drifted tickets to ml_api /predict; expects MLDataDriftDetected",
+        description=(
+            "Send tickets to ml_api POST /predict (the endpoint that feeds the drift window) whose chosen "
+            "features are shifted away from the training data. Expected alert: MLDataDriftDetected "
+            "(critical: Slack and email) when at least half of the features are shifted, else "
+            "MLFeatureDrift (warning: Slack). The reference mean and SD come from the training data "
+            "generator (ml_api.data) with the model card's training seed. The clean-up empties the drift "
+            "window (POST /drift/reset)."
+        ),
+    )
+    drift.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=90.0,
+        help="send drifted tickets for at most this many seconds; stops earlier once the alert was "
+        "notified (default %(default)s)",
+    )
+    drift.add_argument("--drift-amount", type=float, default=1.0, help=DRIFT_AMOUNT_HELP)
+    drift.add_argument(
+        "--features",
+        type=_features,
+        default=list(feature_names()),
+        help=f"comma-separated features to shift (default all: {features})",
+    )
+    drift.add_argument(
+        "--rps",
+        type=_positive(float),
+        default=20.0,
+        help="tickets per second; the drift window holds the last 500 tickets, so 20/s replaces it within "
+        "half a minute (default %(default)s)",
+    )
+
+    hall = sub.add_parser(
+        "hallucination",
+        parents=[common_options()],
+        help="turn on rag_api's hallucination fault and ask questions; expects LLMHallucinationHigh",
+        description=(
+            "Turn on rag_api's `hallucination` fault (POST /admin/faults/hallucination) and send a mix of "
+            "in-domain questions (rag_api/data/reference_queries.txt) and out-of-domain ones "
+            "(tests/data/out_of_domain_questions.txt) to POST /chat. The answers are scored in the "
+            "background; expected alert: LLMHallucinationHigh (critical: Slack and email), when the p90 "
+            "hallucination score over a minute exceeds 0.5. The clean-up clears the fault."
+        ),
+    )
+    hall.add_argument(
+        "--num-queries", type=_positive(int), default=120, help="questions to send (default %(default)s)"
+    )
+    hall.add_argument(
+        "--hallucination-rate",
+        type=_share,
+        default=0.5,
+        help="share (0-1) of answers the fault makes ignore or contradict their sources; above ~0.1 the p90 "
+        "score crosses the threshold (default %(default)s)",
+    )
+    hall.add_argument(
+        "--out-of-domain-share",
+        type=_share,
+        default=0.2,
+        help="share (0-1) of questions the knowledge base cannot answer (default %(default)s)",
+    )
+    hall.add_argument(
+        "--rps", type=_positive(float), default=2.0, help="questions per second (default %(default)s)"
+    )
+
+    lat = sub.add_parser(
+        "latency",
+        parents=[common_options()],
+        help="slow the services down and burst load at them with Locust; expects the latency alerts",
+        description=(
+            "Turn on the `latency` fault (every request waits --delay-ms) of ml_api and/or rag_api and run a "
+            "Locust burst against them. Expected alerts follow the delay: ml_api above 1000 ms -> "
+            "MLHighLatencyP99 (critical), above 250 ms -> MLHighLatencyP90 (warning); rag_api above "
+            "2000 ms -> LLMHighLatency (warning). The clean-up clears the faults."
+        ),
+    )
+    lat.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=90.0,
+        help="how long the fault and the burst last at most; both stop once the alerts were notified "
+        "(default %(default)s)",
+    )
+    lat.add_argument(
+        "--delay-ms",
+        type=_positive(float),
+        default=2500.0,
+        help="added latency per request (default %(default)s)",
+    )
+    lat.add_argument(
+        "--burst-size",
+        type=_positive(int),
+        default=10,
+        help="Locust users in the burst, shared among the chosen services (default %(default)s)",
+    )
+    lat.add_argument(
+        "--service",
+        choices=("ml", "rag", "both"),
+        default="both",
+        help="which service to slow down (default %(default)s)",
+    )
+
+    traffic = sub.add_parser(
+        "traffic",
+        parents=[common_options()],
+        help="healthy baseline load on both services with Locust (no fault)",
+        description=(
+            "Run healthy Locust users against both services (training-like tickets to /predict, in-domain "
+            "questions to /chat) and report the requests, failures, latency and any alert that fired (none "
+            "should). Exits 1 when a request failed. For Locust's web UI run "
+            "`locust -f simulations/locustfile.py`."
+        ),
+    )
+    traffic.add_argument(
+        "--duration", type=_positive(float), default=60.0, help="seconds of load (default %(default)s)"
+    )
+    traffic.add_argument(
+        "--users", type=_positive(int), default=4, help="concurrent Locust users (default %(default)s)"
+    )
+
+    everything = sub.add_parser(
+        "all",
+        parents=[common_options()],
+        help="drift, hallucination and latency in turn, with recovery between, then one table",
+        description=(
+            "Run drift, hallucination and latency with their default settings, one after the other. After "
+            "each, the faults are cleared, the drift window is reset and the expected alerts are given up to "
+            "--recovery-timeout seconds to resolve before the next. Ends with one table; exits 1 if any "
+            "expected alert was not delivered. --timeout applies to each simulation."
+        ),
+    )
+    everything.add_argument(
+        "--recovery-timeout",
+        type=float,
+        default=40.0,
+        help="seconds to wait for a simulation's alerts to resolve before the next one (default %(default)s)",
+    )
+    everything.set_defaults(timeout=150.0)
+
+    sub.add_parser(
+        "reset",
+        parents=[common_options()],
+        help="clear every fault on both services and empty ml_api's drift window",
+        description="DELETE /admin/faults/all on both services and POST /drift/reset on ml_api.",
+    )
+    return parser
+
+
+def make_lab(args: argparse.Namespace) -> Lab:
+    urls = LabUrls(args.ml_url, args.rag_url, args.prometheus_url, args.alertmanager_url, args.receiver_url)
+    return Lab(urls, admin_token=args.admin_token)
+
+
+def scenario_from(args: argparse.Namespace, name: str) -> Scenario:
+    if name == "drift":
+        return DriftScenario(
+            duration=args.duration, drift_amount=args.drift_amount, features=args.features, rps=args.rps
+        )
+    if name == "hallucination":
+        return HallucinationScenario(
+            num_queries=args.num_queries,
+            hallucination_rate=args.hallucination_rate,
+            rps=args.rps,
+            out_of_domain_share=args.out_of_domain_share,
+        )
+    if name == "latency":
+        services = {"ml": ["ml_api"], "rag": ["rag_api"], "both": ["ml_api", "rag_api"]}[args.service]
+        return LatencyScenario(
+            duration=args.duration,
+            delay_ms=args.delay_ms,
+            burst_size=args.burst_size,
+            services=services,
+            ml_url=args.ml_url,
+            rag_url=args.rag_url,
+        )
+    return TrafficScenario(duration=args.duration, users=args.users, ml_url=args.ml_url, rag_url=args.rag_url)
+
+
+def defaults_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
+    """The subcommand's defaults with the common options of `args` (for `all`)."""
+    sub_args = build_parser().parse_args([name])
+    for key in ("ml_url", "rag_url", "prometheus_url", "alertmanager_url", "receiver_url", "admin_token"):
+        setattr(sub_args, key, getattr(args, key))
+    return sub_args
+
+
+def finish(lab: Lab, outcomes: list[Outcome], timeout: float, *, with_recovery: bool = False) -> int:
+    if not any(o.waited for o in outcomes):
+        for o in outcomes:
+            for line in o.summary:
+                print(line)
+        print(
+            "injected (--no-wait): watch it in Grafana / Prometheus; `python -m simulations reset` clears it"
+        )
+        return 0
+    print_report(outcomes, with_recovery=with_recovery)
+    problems = hints(lab, outcomes, timeout)
+    failed_traffic = [o for o in outcomes if not o.ok and not o.watches]
+    if problems or failed_traffic:
+        console = stdout_console()
+        console.print("\n[bold red]Not every expected alert was delivered.[/] What to check:")
+        for line in problems:
+            console.print(f"  - {line}", highlight=False)
+        for o in failed_traffic:
+            console.print(
+                f"  - {o.scenario.name}: requests failed (see the Locust lines above)", highlight=False
+            )
+        return 1
+    return 0
+
+
+def run_all(lab: Lab, args: argparse.Namespace, console: Console) -> int:
+    """Each simulation in turn; one that cannot run (LabError) is reported and the others still run."""
+    outcomes: list[Outcome] = []
+    errors: list[str] = []
+    for name in ("drift", "hallucination", "latency"):
+        try:
+            outcome = execute(
+                lab,
+                scenario_from(defaults_for(name, args), name),
+                timeout=args.timeout,
+                no_wait=args.no_wait,
+                keep_fault=args.keep_fault,
+                settle_timeout=args.recovery_timeout,
+                console=console,
+            )
+        except LabError as exc:
+            errors.append(f"{name}: {exc}")
+            console.print(f"[bold red]{name} could not run:[/] {exc}", highlight=False)
+            continue
+        outcomes.append(outcome)
+        if not args.no_wait and not args.keep_fault:
+            recover(lab, outcome, args.recovery_timeout, console)
+    rc = finish(lab, outcomes, args.timeout, with_recovery=True) if outcomes else 0
+    if errors:
+        console.print(
+            "\n[bold red]Simulations that could not run:[/]", *errors, sep="\n  - ", highlight=False
+        )
+        return max(rc, 2 if not outcomes else 1)
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "latency":
+        services = {"ml": ["ml_api"], "rag": ["rag_api"], "both": ["ml_api", "rag_api"]}[args.service]
+        if not latency_expectations(args.delay_ms, services):
+            parser.error(
+                f"--delay-ms {args.delay_ms:g} is below every latency threshold of {args.service} "
+                "(ml_api p90 250 ms, rag_api /chat p90 2000 ms): no alert would fire"
+            )
+    lab = make_lab(args)
+    console = progress_console()
+    try:
+        if args.command == "reset":
+            for service in ("ml_api", "rag_api"):
+                lab.clear_faults(service)
+            lab.reset_drift()
+            print("faults cleared on ml_api and rag_api, drift window emptied")
+            return 0
+        if args.command == "all":
+            return run_all(lab, args, console)
+        outcome = execute(
+            lab,
+            scenario_from(args, args.command),
+            timeout=args.timeout,
+            no_wait=args.no_wait,
+            keep_fault=args.keep_fault,
+            console=console,
+        )
+        return finish(lab, [outcome], args.timeout)
+    except LabError as exc:
+        console.print(f"[bold red]cannot run {args.command}:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted: `python -m simulations reset` clears what was injected")
+        return 130
+    finally:
+        lab.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
