@@ -346,18 +346,12 @@ def prepare_steps(workdir: Path, python: str) -> list[list[str]]:
 def traffic_spec(
     root: Path, workdir: Path, ports: Ports, python: str, base_env: dict[str, str]
 ) -> ProcessSpec:
-    """Steady healthy traffic: the Locust file of the repository when present, else labctl's own generator."""
+    """Steady healthy traffic at a low rate (cheaper than Locust on a laptop; `simulations traffic` runs
+    Locust for heavier load)."""
     ml = f"http://127.0.0.1:{ports.ml_api}"
     rag = f"http://127.0.0.1:{ports.rag_api}"
     env = {**base_env, "ML_API_URL": ml, "RAG_API_URL": rag}
-    locustfile = root / "loadtest" / "locustfile.py"
-    if locustfile.exists():
-        cmd = [
-            python, "-m", "locust", "-f", str(locustfile), "--headless", "--users", "2",
-            "--spawn-rate", "1", "--host", ml, "--only-summary", "--loglevel", "WARNING",
-        ]  # fmt: skip
-    else:
-        cmd = [python, "-m", "labctl.traffic", "--ml-url", ml, "--rag-url", rag, "--rate", "2"]
+    cmd = [python, "-m", "labctl.traffic", "--ml-url", ml, "--rag-url", rag, "--rate", "2"]
     wait = [python, "-m", "labctl.waitfor", "--url", f"{ml}/ready", "--url", f"{rag}/ready", "--"]
     return ProcessSpec("traffic", [*wait, *cmd], env, root, "", "", optional=True)
 
