@@ -105,7 +105,10 @@ def fault_router(registry: FaultRegistry, settings: LabSettings) -> APIRouter:
     @router.post("/{name}", responses={404: {"description": "Unknown fault"}})
     def activate(name: str, body: FaultRequest) -> dict[str, Any]:
         if not settings.faults_active:
-            raise HTTPException(403, "fault injection is off: set FAULTS_ENABLED=true or LAB_PROFILE=true")
+            hint = (
+                "FAULTS_ENABLED=false is set" if settings.faults_enabled is False else "set LAB_PROFILE=true"
+            )
+            raise HTTPException(403, f"fault injection is off: {hint} (or FAULTS_ENABLED=true)")
         if name not in registry.known:
             raise HTTPException(404, f"unknown fault {name!r}; known: {sorted(registry.known)}")
         return describe(registry.activate(name, body.duration_seconds, body.params))

@@ -279,6 +279,9 @@ def render_slack_url_file(default_file: Path, dest: Path, ports: Ports) -> Path:
     return dest
 
 
+PASSWORD_FILE_KEYS = frozenset({"smtp_auth_password_file", "auth_password_file"})
+
+
 def render_alertmanager_config(
     source: Path,
     dest: Path,
@@ -296,6 +299,9 @@ def render_alertmanager_config(
             for key, value in node.items():
                 if key in {"api_url_file", "slack_api_url_file"} and isinstance(value, str):
                     node[key] = str(slack_url_file)
+                elif key in PASSWORD_FILE_KEYS and isinstance(value, str) and not Path(value).is_absolute():
+                    # Alertmanager resolves these against its working directory, not the config's folder.
+                    node[key] = str(source.parent / value)
                 else:
                     fix_urls(value)
         elif isinstance(node, list):

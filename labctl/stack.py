@@ -237,6 +237,8 @@ def lab_plan(
                 f"--config.file={prometheus_config}",
                 f"--storage.tsdb.path={workdir / 'prometheus'}",
                 f"--web.listen-address={local}:{ports.prometheus}",
+                # Alert links ("Query" in Slack and email) point here rather than at the host name.
+                f"--web.external-url=http://localhost:{ports.prometheus}",
                 "--web.enable-lifecycle",
                 "--log.level=warn",
             ],

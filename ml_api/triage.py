@@ -99,16 +99,26 @@ async def ask_rag(
     return RagAdvice(answer=answer.strip(), sources=_parse_sources(body.get("sources")))
 
 
-def explain(severity: str, confidence: float, advice: RagAdvice | None) -> tuple[str, list[str]]:
+DEGRADED_WORDING = {
+    "timeout": "rag_api did not answer in time",
+    "unavailable": "rag_api was not available",
+    "error": "rag_api answered with an error",
+}
+
+
+def explain(
+    severity: str, confidence: float, advice: RagAdvice | None, degraded_reason: str = "unavailable"
+) -> tuple[str, list[str]]:
     """(explanation, recommended actions) from the severity and, when there is one, the RAG advice."""
     head = f"Predicted severity {severity} (probability {confidence:.0%})."
     actions = list(BASE_ACTIONS.get(severity, []))
     if advice is None:
-        return head + " No knowledge-base guidance: rag_api was not available.", actions
-    titles = [s["title"] for s in advice.sources if s["title"]]
+        return f"{head} No knowledge-base guidance: {DEGRADED_WORDING[degraded_reason]}.", actions
+    titles = list(dict.fromkeys(s["title"] for s in advice.sources if s["title"]))  # one per article
     explanation = f"{head} {advice.answer}" if advice.answer else head
     if titles:
-        explanation += " Sources: " + "; ".join(titles) + "."
+        if "Sources:" not in advice.answer:  # the generator may cite its sources already
+            explanation += " Sources: " + "; ".join(titles) + "."
         actions.extend(f"Follow the knowledge-base article “{t}”." for t in titles)
     return explanation, actions
 
@@ -132,7 +142,7 @@ async def triage_advice(
         metrics.TRIAGE_DEGRADED_BY_REASON[exc.reason].inc()
         metrics.TRIAGE_BY_OUTCOME["degraded"].inc()
         log.warning("triage degraded (%s): %s", exc.reason, exc.detail)
-        explanation, actions = explain(severity, confidence, None)
+        explanation, actions = explain(severity, confidence, None, exc.reason)
         return {
             "explanation": explanation,
             "recommended_actions": actions,
