@@ -13,6 +13,7 @@ strata of halueval_qa, plus the rank correlation of our score with length inside
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from collections import defaultdict
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         data["baseline"].append(1.0 - scoring.token_overlap_baseline(row["context"], row["answer"]))
         data["length"].append(len(scoring.words(row["answer"])))
         data["seconds"].append(elapsed)
+        data["half"].append(int(hashlib.md5(str(row["id"]).encode()).hexdigest(), 16) % 2)
 
     header = f"{'source':<15}{'rows':>6}{'ours':>8}{'overlap':>9}{'diff':>8}{'length':>8}{'s/row':>8}"
     print(header)
@@ -95,6 +97,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{length:>8.3f}{seconds:>8.3f}"
         )
     print("ours = AUROC of 1 - groundedness; overlap = token-overlap baseline; length = answer length alone")
+
+    # Cross-check for choices made while building the scorer: variants were compared on half A (ids hashed)
+    # and only then measured on half B; a choice overfit to A would show a gap here.
+    print("\nsplit halves (md5 of id, even = A): ours / overlap per half")
+    for source in sorted(by_source):
+        data = by_source[source]
+        cells = []
+        for half in (0, 1):
+            idx = [i for i, h in enumerate(data["half"]) if h == half]
+            labels = [data["label"][i] for i in idx]
+            ours = auroc(labels, [data["ours"][i] for i in idx])
+            base = auroc(labels, [data["baseline"][i] for i in idx])
+            cells.append(f"{'AB'[half]}: {ours:.3f} / {base:.3f} ({ours - base:+.3f})")
+        print(f"{source:<15}" + "   ".join(cells))
 
     halu = by_source.get("halueval_qa")
     if halu:

@@ -22,6 +22,7 @@ answer_relevance}` lines in the same order.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -76,6 +77,9 @@ class Evaluator:
         )
         self._context_relevance = Metric(implementation=provider.context_relevance, name="context_relevance")
         self._answer_relevance = Metric(implementation=provider.relevance, name="answer_relevance")
+        # TruLens's judge grades (source, statement) only; the offline provider also uses the question.
+        signature = inspect.signature(provider.groundedness_measure_with_cot_reasons)
+        self._groundedness_takes_question = "question" in signature.parameters
 
     def score(self, question: str, contexts: list[str], answer: str) -> Scores:
         """Blocking. Context relevance is the mean over the chunks (TruLens's default aggregation)."""
@@ -86,7 +90,8 @@ class Evaluator:
             raise EvaluationError("empty answer")
         if not question or not question.strip():
             raise EvaluationError("empty question")
-        groundedness = self._run(self._groundedness, source="\n\n".join(chunks), statement=answer)
+        extra = {"question": question} if self._groundedness_takes_question else {}
+        groundedness = self._run(self._groundedness, source="\n\n".join(chunks), statement=answer, **extra)
         relevances = [self._run(self._context_relevance, question=question, context=c) for c in chunks]
         answer_relevance = self._run(self._answer_relevance, prompt=question, response=answer)
         return Scores(

@@ -1,13 +1,21 @@
 """Offline evidence scores for RAG answers: groundedness, context relevance, answer relevance (no LLM).
 
 Groundedness asks whether the answer's claims are backed by the context. Each answer sentence is checked
-against the context through three views of the same evidence, and their unsupported shares are averaged:
+against the context through four views of the same evidence, and their unsupported shares are averaged:
 
 * surface copy — the share of the sentence's words (function words included) absent from the context;
   faithful dialogue and QA answers reuse the passage's wording, invented ones bring their own;
 * content words — the same with function words removed, so "the/of/is" cannot vouch for a sentence;
 * word pairs — the share of adjacent word pairs absent from the context, which catches claims that recombine
-  context words into a fact the context does not state ("X directed Y" when X and Y appear apart).
+  context words into a fact the context does not state ("X directed Y" when X and Y appear apart). Pairs the
+  answer copies from the question are left out: echoing the question is not evidence of support;
+* first person — 1 when the sentence speaks in the first person ("I love", "my favourite", "we went") and
+  the context does not: a personal opinion or anecdote cannot be attributed to a knowledge passage.
+
+Words match on their first five letters, so morphological variants (garment/garments, vary/varies) of a
+context word count as support. Polar particles (yes/no/yeah) are not claims and are skipped; a bare "yes" or
+"no" asserts or denies the question's own proposition, so it is judged by how well the context supports the
+question's words.
 
 Sentences are weighted by their word count, so a long invented sentence cannot hide behind a short true one,
 and the score is a share, not a count: a longer answer is not penalised for being long (see the benchmark's
@@ -32,6 +40,13 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _FUNCTION_WORDS = """a an the and or but of to in on at for with by from is are was were be been it this that
 i you he she we they my your his her its our their me him them as so do does did not no yes"""
 FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
+# Answer particles that assert or deny without stating anything checkable.
+_POLAR = frozenset(["yes", "no", "yeah", "yep", "nope"])
+_FIRST_PERSON = frozenset(["i", "me", "my", "mine", "myself", "we", "us", "our", "ours"])
+_APOSTROPHE = re.compile("['\u2019]")  # I'm / I\u2019m
+_SENTENCE_END = re.compile(r"[.!?:;]")
+_CASED_WORD = re.compile("[A-Za-z]+(?:['\u2019][A-Za-z]+)?")
+_PREFIX = 5  # letters a word and its context match on: "garments" ~ "garment", "varies" ~ "vary"
 # For relevance, conversational filler carries no topic either.
 _FILLER = """what which who whom whose when where why how is there any can could would should will about
 tell me know think like really just also some much many more most other please"""
@@ -56,6 +71,32 @@ def _clamp01(value: float) -> float:
     return float(min(1.0, max(0.0, value)))
 
 
+def _key(token: str) -> str:
+    """A word's matching key: its first _PREFIX letters (a crude stemmer: plural/tense endings fall away)."""
+    return token[:_PREFIX]
+
+
+def first_person(text: str) -> set[str]:
+    """The first-person pronouns `text` uses. Capital "I" right after a capitalised word inside a sentence is
+    a numeral ("World War I", "Elizabeth I"); after a sentence-initial word ("Then I left") it is the
+    pronoun. Capital "US" is the country."""
+    found: set[str] = set()
+    end = 0  # where the previous word ended
+    name_before = False  # the previous word is capitalised and not the first of its sentence
+    for match in _CASED_WORD.finditer(text):
+        word = match.group()
+        head = _APOSTROPHE.split(word)[0]
+        starts_sentence = end == 0 or bool(_SENTENCE_END.search(text, end, match.start()))
+        if head == "I":
+            if starts_sentence or not name_before:
+                found.add("i")
+        elif head.lower() in _FIRST_PERSON and head != "US":
+            found.add(head.lower())
+        name_before = word[:1].isupper() and not starts_sentence and head != "I"
+        end = match.end()
+    return found
+
+
 @dataclass(frozen=True)
 class SentenceSupport:
     sentence: str
@@ -63,49 +104,68 @@ class SentenceSupport:
     unsupported_words: float  # share of all words absent from the context
     unsupported_content: float  # share of content words absent from the context
     unsupported_pairs: float  # share of adjacent word pairs absent from the context
+    first_person: float  # 1.0 when the sentence speaks in the first person and the context does not
 
     @property
     def unsupported(self) -> float:
-        return (self.unsupported_words + self.unsupported_content + self.unsupported_pairs) / 3.0
+        views = (self.unsupported_words, self.unsupported_content, self.unsupported_pairs, self.first_person)
+        return sum(views) / len(views)
 
 
 class ContextIndex:
-    """The context's vocabulary and word pairs, built once and reused for every answer sentence."""
+    """The context's word keys, key pairs and first-person pronouns, built once for every answer sentence."""
 
-    def __init__(self, contexts: list[str]) -> None:
+    def __init__(self, contexts: list[str], question: str = "") -> None:
         self.vocabulary: set[str] = set()
         self.pairs: set[tuple[str, str]] = set()
+        self.first_person: set[str] = set()
         for text in contexts:
-            tokens = words(text)
-            self.vocabulary.update(tokens)
-            self.pairs.update(itertools.pairwise(tokens))
+            keys = [_key(t) for t in words(text)]
+            self.vocabulary.update(keys)
+            self.pairs.update(itertools.pairwise(keys))
+            self.first_person |= first_person(text)
+        self.question_pairs = set(itertools.pairwise(_key(t) for t in words(question)))
 
-    def support(self, sentence: str) -> SentenceSupport | None:
-        tokens = words(sentence)
+    def support(self, sentence: str, *, echo_allowed: bool = False) -> SentenceSupport | None:
+        """None when the sentence makes no checkable claim (no words, or only yes/no particles).
+        echo_allowed: score pairs shared with the question too (when the question itself is the claim)."""
+        tokens = [t for t in words(sentence) if t not in _POLAR]
         if not tokens:
             return None
-        missing = [t not in self.vocabulary for t in tokens]
-        unsupported_words = sum(missing) / len(tokens)
+        keys = [_key(t) for t in tokens]
+        missing = [k not in self.vocabulary for k in keys]
+        unsupported_words = sum(missing) / len(keys)
         content = [m for t, m in zip(tokens, missing, strict=True) if t not in FUNCTION_WORDS]
         # A sentence of function words only ("it is.") makes no checkable claim of content: fall back.
         unsupported_content = sum(content) / len(content) if content else unsupported_words
-        pairs = list(itertools.pairwise(tokens))
+        # A pair the answer copies from the question is no evidence of support even if the context has it;
+        # an echoed pair the context lacks still counts against the answer.
+        pairs = [
+            p
+            for p in itertools.pairwise(keys)
+            if echo_allowed or p not in self.question_pairs or p not in self.pairs
+        ]
         unsupported_pairs = (
             sum(p not in self.pairs for p in pairs) / len(pairs) if pairs else unsupported_content
         )
+        personal = float(bool(first_person(sentence) - self.first_person))
         return SentenceSupport(
-            sentence, len(tokens), unsupported_words, unsupported_content, unsupported_pairs
+            sentence, len(tokens), unsupported_words, unsupported_content, unsupported_pairs, personal
         )
 
 
-def groundedness(contexts: list[str], answer: str) -> tuple[float, list[SentenceSupport]]:
+def groundedness(contexts: list[str], answer: str, question: str = "") -> tuple[float, list[SentenceSupport]]:
     """1 - the word-weighted mean unsupported share of the answer's sentences, and the per-sentence detail.
 
-    An answer with no words makes no claim: vacuously grounded (1.0). Without any context nothing can be
-    supported: every sentence counts as unsupported.
+    An answer with no checkable words makes no claim of its own: a bare yes/no is judged through the
+    question's proposition; without a question it is vacuously grounded (1.0). Without any context nothing
+    can be supported: every sentence counts as unsupported.
     """
-    index = ContextIndex([c for c in contexts if c])
+    index = ContextIndex([c for c in contexts if c], question)
     detail = [s for s in (index.support(x) for x in (sentences(answer) or [answer])) if s is not None]
+    if not detail and question.strip():
+        claim = index.support(question, echo_allowed=True)
+        detail = [claim] if claim is not None else []
     if not detail:
         return 1.0, []
     total = sum(s.words for s in detail)

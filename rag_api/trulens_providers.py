@@ -26,8 +26,12 @@ from rag_api import scoring
 class OfflineEvidenceProvider(Provider):
     """Lexical + MiniLM evidence behind TruLens's feedback-method names and signatures."""
 
-    def groundedness_measure_with_cot_reasons(self, source: str, statement: str) -> tuple[float, dict]:
-        score, detail = scoring.groundedness([source], statement)
+    def groundedness_measure_with_cot_reasons(
+        self, source: str, statement: str, question: str = ""
+    ) -> tuple[float, dict]:
+        # The question is optional extra evidence: a bare "yes"/"no" is judged through it, and word pairs the
+        # answer merely echoes from it do not count as support.
+        score, detail = scoring.groundedness([source], statement, question)
         reasons = [
             {"criteria": s.sentence, "score": round(1.0 - s.unsupported, 4), "words": s.words} for s in detail
         ]

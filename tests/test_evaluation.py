@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from rag_api.evaluation import EvaluationError, Evaluator, Scores, build_evaluator
+from rag_api.scoring import first_person, groundedness
 from tests.support.openai_server import OpenAICompatibleServer, last_user_message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +88,37 @@ def test_recombined_context_words_score_lower_than_the_stated_fact(offline: Eval
     stated = offline.score(QUESTION, [CONTEXT], "The tower is 330 metres tall.")
     recombined = offline.score(QUESTION, [CONTEXT], "The Fair is 41 metres tall and designed Paris.")
     assert stated.groundedness > recombined.groundedness
+
+
+def test_bare_yes_or_no_is_judged_through_the_question(offline: Evaluator) -> None:
+    # "Yes." states nothing itself: it asserts the question's proposition, so the context must support that.
+    stated = offline.score("Was the tower built for the 1889 World's Fair in Paris?", [CONTEXT], "Yes.")
+    absent = offline.score("Was the tower painted by Claude Monet in Venice?", [CONTEXT], "Yes.")
+    assert stated.groundedness >= 0.85
+    assert stated.groundedness - absent.groundedness >= 0.3
+
+
+def test_first_person_opinion_is_not_attributable_to_the_passage() -> None:
+    plain = groundedness([CONTEXT], "The tower is 330 metres tall.")[0]
+    personal, detail = groundedness([CONTEXT], "I love that the tower is 330 metres tall.")
+    assert plain - personal >= 0.3
+    assert detail[0].first_person == 1.0
+    # Not when the context itself speaks in the first person, nor for "World War I" or "the US".
+    assert groundedness([CONTEXT + " I visited it in 1990."], "I visited it in 1990.")[0] >= 0.95
+    assert first_person("World War I ended. The US team won.") == set()
+    assert first_person("Sure. I'm sure my dad agrees.") == {"i", "my"}
+    assert first_person("Elizabeth I ruled. Then I left.") == {"i"}
+
+
+def test_morphological_variants_count_as_support_but_echoing_the_question_does_not() -> None:
+    variants = groundedness([CONTEXT], "The towers were designed by the engineer's companies.")[0]
+    invented = groundedness([CONTEXT], "The towers were painted by the mayor's nephews.")[0]
+    assert variants - invented >= 0.2
+    question = "Which engineer from Lyon designed the tower?"
+    right = groundedness([CONTEXT], "Gustave Eiffel.", question)[0]
+    echo = groundedness([CONTEXT], "The engineer from Lyon designed the tower.", question)[0]
+    assert right >= 0.9
+    assert right - echo >= 0.2  # "engineer from Lyon" comes from the question, not the context
 
 
 def test_nothing_to_score_raises(offline: Evaluator) -> None:
