@@ -1,0 +1,89 @@
+"""rag_api routes: `/chat`, knowledge admin, embedding drift, plus the shared /health, /ready, /metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from lab_common.app import create_service_app
+from lab_common.faults import FaultRegistry, require_admin
+from lab_common.logging import setup_logging
+from rag_api import __version__, metrics
+from rag_api.evaluation import Evaluator
+from rag_api.schemas import ChatRequest, ChatResponse
+from rag_api.service import FAULTS, RAGService
+from rag_api.settings import RAGSettings
+from rag_api.store import StoreUnavailable
+
+
+def _unavailable(exc: StoreUnavailable) -> JSONResponse:
+    return JSONResponse({"detail": f"knowledge base unavailable: {exc}"}, status_code=503)
+
+
+def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | None = None) -> FastAPI:
+    """The app; `evaluator` replaces the one the settings would build (labs and tests)."""
+    settings = settings or RAGSettings()
+    setup_logging("rag_api", settings.log_level)
+    # httpx (under the OpenAI SDK) logs every call at INFO, TruLens/alembic their set-up: noise next to ours.
+    for noisy in ("httpx", "alembic", "trulens"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    faults = FaultRegistry(dict(FAULTS), max_seconds=settings.max_fault_seconds)
+    rag = RAGService(settings, faults, evaluator)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await rag.start()
+        yield
+        await rag.stop()
+
+    app = create_service_app(
+        title="rag_api",
+        version=__version__,
+        settings=settings,
+        request_metrics=metrics.HTTP,
+        lifespan=lifespan,
+        ready_check=rag.ready,
+        faults=faults,
+    )
+    app.state.rag = rag
+    admin = Depends(require_admin(settings))
+
+    @app.post("/chat", response_model=ChatResponse, tags=["rag"])
+    async def chat(body: ChatRequest) -> Any:
+        try:
+            return await rag.chat(body)
+        except StoreUnavailable as exc:
+            return _unavailable(exc)
+
+    @app.get("/knowledge/stats", tags=["knowledge"])
+    async def knowledge_stats() -> Any:
+        try:
+            return await rag.stats()
+        except StoreUnavailable as exc:
+            return _unavailable(exc)
+
+    @app.post("/knowledge/reload", tags=["knowledge"], dependencies=[admin])
+    async def knowledge_reload() -> Any:
+        try:
+            return await rag.reload()
+        except StoreUnavailable as exc:
+            return _unavailable(exc)
+
+    @app.get("/drift/embedding", tags=["drift"])
+    def embedding_drift() -> dict[str, Any]:
+        return rag.drift.snapshot()
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`rag_api.app:app` for uvicorn, built on first access so that importing this module stays cheap."""
+    if name == "app":
+        globals()["app"] = built = create_app()
+        return built
+    raise AttributeError(name)

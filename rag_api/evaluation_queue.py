@@ -1,0 +1,237 @@
+"""Background quality scoring: a bounded queue and one worker, so that /chat never waits for the scorer.
+
+A full queue drops the answer (counted as `dropped`) instead of blocking the request. The scorer is blocking
+and CPU-heavy (mostly pure Python: it would hold the GIL against the request path), so by default it runs in
+one child process at a lower CPU priority (`EvaluatorProcess`); an evaluator object handed in directly runs
+in a thread. A failed evaluation is counted as `failed` and records no score: a made-up 0 would look like a
+terrible answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import math
+import multiprocessing
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lab_common.faults import FaultRegistry
+from rag_api import metrics
+from rag_api.evaluation import EvaluationError, Evaluator, Scores, build_evaluator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    question: str
+    contexts: list[str]
+    answer: str
+
+
+def _clamp(value: float, name: str) -> float:
+    value = float(value)
+    if math.isnan(value):
+        raise EvaluationError(f"the evaluator returned NaN for {name}")
+    return min(1.0, max(0.0, value))
+
+
+_child_evaluator: Evaluator | None = None
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when the service dies, even by SIGKILL (no orphaned scorers)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _child_init(evaluator_kwargs: dict[str, Any], niceness: int) -> None:
+    global _child_evaluator
+    _die_with_parent()
+    with contextlib.suppress(OSError):
+        os.nice(niceness)  # scoring yields the CPU to the requests
+    _child_evaluator = build_evaluator(**evaluator_kwargs)
+
+
+def _child_score(question: str, contexts: list[str], answer: str) -> tuple[float, float, float]:
+    assert _child_evaluator is not None
+    scores = _child_evaluator.score(question, contexts, answer)
+    return scores.groundedness, scores.context_relevance, scores.answer_relevance
+
+
+class EvaluatorProcess:
+    """The Evaluator interface, served by `build_evaluator(**kwargs)` in one low-priority child process.
+
+    Created lazily and recreated when the child dies. `score` is blocking, like any Evaluator.
+    """
+
+    def __init__(self, evaluator_kwargs: dict[str, Any], *, niceness: int = 10) -> None:
+        self.evaluator_kwargs = evaluator_kwargs
+        self.niceness = niceness
+        self.provider_name = (
+            "openai" if evaluator_kwargs.get("api_key") or evaluator_kwargs.get("base_url") else "offline"
+        )
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded server
+                    initializer=_child_init,
+                    initargs=(self.evaluator_kwargs, self.niceness),
+                )
+            return self._pool
+
+    def start(self) -> None:
+        """Spawn the child now (it imports the scorer, a few seconds) rather than on the first answer."""
+        self._executor().submit(int)
+
+    def score(self, question: str, contexts: list[str], answer: str) -> Scores:
+        try:
+            values = self._executor().submit(_child_score, question, contexts, answer).result()
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            with self._lock:
+                self._pool = None  # the next evaluation starts a new child
+            raise EvaluationError(f"the evaluator process died: {exc}") from exc
+        return Scores(*values)
+
+    def close(self) -> None:
+        """Stop now: a running evaluation is abandoned (its caller gets EvaluationError), none awaited."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.terminate()
+
+
+class EvaluationQueue:
+    def __init__(
+        self,
+        evaluator: Evaluator | EvaluatorProcess,
+        *,
+        size: int,
+        sample_rate: float,
+        faults: FaultRegistry | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.evaluator = evaluator
+        self.provider = evaluator.provider_name
+        self.size = size
+        self.sample_rate = sample_rate
+        self.faults = faults
+        self._rng = rng or random.Random()
+        self._queue: asyncio.Queue[EvaluationJob] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    # -- lifecycle (inside the running event loop) -----------------------------------------------------
+    def start(self) -> None:
+        if isinstance(self.evaluator, EvaluatorProcess):
+            self.evaluator.start()
+        self._queue = asyncio.Queue(maxsize=self.size)
+        self._worker = asyncio.create_task(self._run(), name="evaluation-worker")
+        metrics.EVALUATION_QUEUE_DEPTH.set(0)
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        if isinstance(self.evaluator, EvaluatorProcess):
+            self.evaluator.close()
+        metrics.EVALUATION_QUEUE_DEPTH.set(0)
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def join(self) -> None:
+        """Wait until every queued answer has been scored (tests, graceful shutdown)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    # -- producer side: the request path ---------------------------------------------------------------
+    def submit(self, job: EvaluationJob) -> str:
+        """ "queued", "sampled_out" or "dropped" (queue full or not started). Never blocks."""
+        if self.sample_rate < 1.0 and self._rng.random() >= self.sample_rate:
+            return "sampled_out"
+        if self._queue is None:
+            metrics.EVALUATIONS.labels("dropped").inc()
+            return "dropped"
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            metrics.EVALUATIONS.labels("dropped").inc()
+            return "dropped"
+        metrics.EVALUATION_QUEUE_DEPTH.set(self._queue.qsize())
+        return "queued"
+
+    async def score_inline(self, job: EvaluationJob) -> tuple[Scores | None, str | None]:
+        """Score now (in a thread), recording the metrics as the worker would: `evaluate=sync`."""
+        return await asyncio.to_thread(self.score, job)
+
+    # -- consumer side -----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            metrics.EVALUATION_QUEUE_DEPTH.set(self._queue.qsize())
+            try:
+                await asyncio.to_thread(self.score, job)
+            except Exception:  # score() records failures itself; this guards the worker's life
+                log.exception("evaluation worker error")
+            finally:
+                self._queue.task_done()
+                metrics.EVALUATION_QUEUE_DEPTH.set(self._queue.qsize())
+
+    def score(self, job: EvaluationJob) -> tuple[Scores | None, str | None]:
+        """Blocking: score one answer and record it. Returns (scores, None) or (None, error)."""
+        start = time.perf_counter()
+        try:
+            if self._fault_fires():
+                raise EvaluationError("injected evaluation failure (fault evaluation_failure)")
+            raw = self.evaluator.score(job.question, job.contexts, job.answer)
+            scores = Scores(
+                groundedness=_clamp(raw.groundedness, "groundedness"),
+                context_relevance=_clamp(raw.context_relevance, "context_relevance"),
+                answer_relevance=_clamp(raw.answer_relevance, "answer_relevance"),
+            )
+        except Exception as exc:  # any scorer failure: counted, and no score recorded
+            metrics.EVALUATIONS.labels("failed").inc()
+            log.warning("evaluation failed: %s", exc)
+            return None, str(exc) or type(exc).__name__
+        metrics.EVALUATION_DURATION.labels(self.provider).observe(time.perf_counter() - start)
+        metrics.GROUNDEDNESS.observe(scores.groundedness)
+        metrics.HALLUCINATION.observe(1.0 - scores.groundedness)
+        metrics.CONTEXT_RELEVANCE.observe(scores.context_relevance)
+        metrics.ANSWER_RELEVANCE.observe(scores.answer_relevance)
+        metrics.EVALUATIONS.labels("ok").inc()
+        return scores, None
+
+    def _fault_fires(self) -> bool:
+        fault = self.faults.get("evaluation_failure") if self.faults is not None else None
+        if fault is None:
+            return False
+        try:
+            rate = float(fault.params.get("rate", 1.0))
+        except (TypeError, ValueError):
+            rate = 1.0
+        return self._rng.random() < rate

@@ -1,0 +1,364 @@
+"""Answer generation: OpenAI (or any compatible server) when configured, else an offline extractive answer.
+
+The offline generator is deterministic: it splits the retrieved chunks into sentences, scores each by meaning
+(cosine of its embedding with the query embedding, which the caller computed once) and word overlap, keeps the
+best few in document order and cites the source titles. OpenAI failures (timeout, HTTP error, malformed reply)
+are counted and answered offline instead, saying so (`generator: "offline-fallback"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lab_common.faults import FaultRegistry
+from rag_api import metrics
+from rag_api.embeddings import MiniLMEmbedder
+from rag_api.settings import RAGSettings
+from rag_api.store import RetrievedChunk, split_sentences
+
+log = logging.getLogger(__name__)
+
+OFFLINE_MODEL = "offline"
+SYSTEM_PROMPT = (
+    "You are the Nimbus Desk support assistant. Answer the user's question using ONLY the numbered context "
+    "passages below. If the context does not contain the answer, say that you do not know; never invent "
+    "facts, numbers or steps. Keep the answer short (at most 5 sentences) and cite the titles of the "
+    "passages you used in square brackets, for example [How to reset your password]."
+)
+
+_WORD = re.compile(r"[a-z0-9]+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
+_STOPWORDS = frozenset(
+    """
+    a an and are as at be by can do does for from how i if in is it its me my no not of on or our so that the
+    their there this to was we what when where which who why will with you your
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+
+
+@dataclass(frozen=True)
+class Generation:
+    answer: str
+    generator: str  # "offline" | "openai" | "offline-fallback"
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class GenerationError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # a bounded label value of llm_generation_errors_total
+
+
+def _terms(text: str) -> set[str]:
+    """Content words, crudely stemmed (plural/verb endings) so that "resets" meets "reset"."""
+    terms = set()
+    for word in _WORD.findall(text.lower()):
+        if word in _STOPWORDS or len(word) < 2:
+            continue
+        for suffix in ("ing", "ed", "es", "s"):
+            if len(word) > len(suffix) + 3 and word.endswith(suffix):
+                word = word[: -len(suffix)]
+                break
+        terms.add(word)
+    return terms
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    chunk: RetrievedChunk
+    order: tuple[int, int, int]  # (rank of the article among the results, chunk index, position)
+
+
+def context_sentences(chunks: list[RetrievedChunk]) -> list[_Sentence]:
+    """The sentences of the chunks (headings dropped, list markers stripped, overlap duplicates removed)."""
+    article_rank: dict[str, int] = {}
+    for chunk in chunks:
+        article_rank.setdefault(chunk.article_id, len(article_rank))
+    seen: set[str] = set()
+    sentences: list[_Sentence] = []
+    for chunk in chunks:
+        position = 0
+        for line in chunk.text.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            for sentence in split_sentences(_LIST_MARKER.sub("", line)):
+                position += 1
+                if len(sentence) < 12 or sentence in seen:
+                    continue
+                seen.add(sentence)
+                sentences.append(
+                    _Sentence(sentence, chunk, (article_rank[chunk.article_id], chunk.index, position))
+                )
+    return sentences
+
+
+class SentenceEmbeddings:
+    """Embeddings of knowledge sentences, cached: the corpus is fixed, so each sentence is embedded once."""
+
+    def __init__(self, embedder: MiniLMEmbedder, max_entries: int = 50_000) -> None:
+        self._embedder = embedder
+        self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def missing(self, texts: list[str]) -> list[str]:
+        with self._lock:
+            return [t for t in dict.fromkeys(texts) if t not in self._cache]
+
+    def warm(self, texts: list[str]) -> int:
+        """Embed the texts not cached yet (shortest first: less padding). Returns how many were embedded."""
+        missing = sorted(self.missing(texts), key=len)
+        if missing:
+            self.get(missing)
+        return len(missing)
+
+    def get(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            vectors = self._embedder.embed(missing)
+            with self._lock:
+                if len(self._cache) + len(missing) > self._max_entries:
+                    self._cache.clear()
+                self._cache.update(zip(missing, vectors, strict=True))
+        with self._lock:
+            return np.vstack([self._cache[t] for t in texts])
+
+
+class OfflineGenerator:
+    """Extractive, deterministic answers from the retrieved chunks."""
+
+    def __init__(self, sentence_embeddings: SentenceEmbeddings, max_sentences: int, max_chars: int) -> None:
+        self.sentence_embeddings = sentence_embeddings
+        self.max_sentences = max_sentences
+        self.max_chars = max_chars
+
+    def select(self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]) -> list[_Sentence]:
+        sentences = context_sentences(chunks)
+        if not sentences:
+            return []
+        vectors = self.sentence_embeddings.get([s.text for s in sentences])
+        meaning = vectors @ np.asarray(query_vector, dtype=np.float32)
+        query_terms = _terms(query)
+        scores = []
+        for sentence, cosine in zip(sentences, meaning, strict=True):
+            overlap = len(query_terms & _terms(sentence.text)) / len(query_terms) if query_terms else 0.0
+            # Meaning first, shared words next, and a little trust in how close the whole chunk was.
+            scores.append(float(cosine) + 0.3 * overlap + 0.1 * (1.0 - sentence.chunk.distance))
+        ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], sentences[i].order))
+        best = scores[ranked[0]]
+        chosen: list[int] = []
+        length = 0
+        for i in ranked:
+            if len(chosen) >= self.max_sentences:
+                break
+            if (
+                len(chosen) >= 2 and scores[i] < best - 0.15
+            ):  # 2 sentences always, more only if nearly as good
+                break
+            if chosen and length + len(sentences[i].text) > self.max_chars:
+                continue
+            chosen.append(i)
+            length += len(sentences[i].text) + 1
+        return sorted((sentences[i] for i in chosen), key=lambda s: s.order)
+
+    def generate(self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]) -> str:
+        selected = self.select(query, query_vector, chunks)
+        if not selected:
+            return "I could not find anything about this in the knowledge base."
+        return format_answer(" ".join(s.text for s in selected), [s.chunk.title for s in selected])
+
+
+def format_answer(text: str, titles: list[str]) -> str:
+    unique = list(dict.fromkeys(t for t in titles if t))
+    if not unique:
+        return text
+    return f"{text}\n\nSources: " + "; ".join(f"[{t}]" for t in unique)
+
+
+def build_prompt(query: str, chunks: list[RetrievedChunk]) -> list[dict[str, str]]:
+    passages = "\n\n".join(f"[{i}] {c.title}\n{c.text}" for i, c in enumerate(chunks, start=1))
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Context:\n{passages}\n\nQuestion: {query}"},
+    ]
+
+
+def corrupt(text: str, rng: random.Random) -> str:
+    """Contradict a text: change its numbers and negate its first claim (the hallucination fault)."""
+    changed = _NUMBER.sub(lambda m: str(int(float(m.group().replace(",", ""))) * 3 + rng.randint(1, 9)), text)
+    for positive, negative in ((" can ", " cannot "), (" is ", " is not "), (" are ", " are not ")):
+        if positive in changed:
+            return changed.replace(positive, negative, 1)
+    return changed
+
+
+class OpenAIGenerator:
+    """Chat completions through the async OpenAI SDK (never blocks the event loop)."""
+
+    def __init__(self, settings: RAGSettings) -> None:
+        from openai import AsyncOpenAI  # built only when configured: OpenAI() raises without a key
+
+        self.settings = settings
+        self.model = settings.llm_model
+        self.client = AsyncOpenAI(
+            api_key=settings.openai_api_key or "not-needed",
+            base_url=settings.openai_base_url,
+            timeout=settings.llm_timeout_seconds,
+            max_retries=settings.llm_max_retries,
+        )
+
+    async def complete(self, query: str, chunks: list[RetrievedChunk]) -> tuple[str, int, int]:
+        """(answer, prompt tokens, completion tokens); raises GenerationError with a bounded reason."""
+        import openai
+
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.model,
+                messages=build_prompt(query, chunks),  # type: ignore[arg-type]
+                temperature=self.settings.llm_temperature,
+                max_tokens=self.settings.llm_max_tokens,
+            )
+        except openai.APITimeoutError as exc:
+            raise GenerationError("timeout", f"the LLM did not answer within {self.client.timeout}s") from exc
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            raise GenerationError("http_error", f"LLM call failed: {exc}") from exc
+        except (json.JSONDecodeError, openai.APIResponseValidationError, ValueError, TypeError) as exc:
+            raise GenerationError("malformed", f"malformed LLM reply: {exc}") from exc
+        choices = getattr(response, "choices", None) or []
+        content = getattr(getattr(choices[0], "message", None), "content", None) if choices else None
+        if not isinstance(content, str) or not content.strip():
+            raise GenerationError("malformed", "the LLM reply has no answer text")
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        return content.strip(), prompt_tokens, completion_tokens
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class AnswerGenerator:
+    """The backend chosen by the settings, the offline fallback, and the latency/hallucination faults."""
+
+    def __init__(
+        self,
+        settings: RAGSettings,
+        faults: FaultRegistry,
+        sentence_embeddings: SentenceEmbeddings,
+        corpus: Callable[[], list[RetrievedChunk]],
+    ) -> None:
+        self.settings = settings
+        self.faults = faults
+        self.corpus = corpus
+        self.offline = OfflineGenerator(
+            sentence_embeddings, settings.answer_max_sentences, settings.answer_max_chars
+        )
+        self.openai = OpenAIGenerator(settings) if settings.openai_enabled else None
+        self.backend = "openai" if self.openai else "offline"
+        self.model = settings.llm_model if self.openai else OFFLINE_MODEL
+        self._rng = random.Random()
+
+    async def generate(
+        self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]
+    ) -> Generation:
+        await self.faults.maybe_delay("latency")
+        hallucinate = self._fault_fires("hallucination")
+        source_chunks = chunks
+        if hallucinate:
+            # Answer from an article that was NOT retrieved, while citing the retrieved ones.
+            source_chunks = await asyncio.to_thread(self._unrelated_chunks, chunks) or chunks
+        generation = await self._generate(query, query_vector, source_chunks)
+        if not hallucinate:
+            return generation
+        body, _, _ = generation.answer.partition("\n\nSources: ")
+        answer = format_answer(corrupt(body, self._rng), [c.title for c in chunks[:2]])
+        return Generation(
+            answer,
+            generation.generator,
+            generation.model,
+            generation.prompt_tokens,
+            generation.completion_tokens,
+        )
+
+    async def _generate(
+        self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]
+    ) -> Generation:
+        if self.openai is not None:
+            start = time.perf_counter()
+            try:
+                text, prompt_tokens, completion_tokens = await self.openai.complete(query, chunks)
+            except GenerationError as exc:
+                metrics.GENERATION_DURATION.labels("openai").observe(time.perf_counter() - start)
+                metrics.GENERATION_ERRORS.labels(exc.reason).inc()
+                metrics.GENERATION_ERRORS.labels("fallback").inc()
+                log.warning("generation failed (%s), answering offline: %s", exc.reason, exc)
+                answer = await self._offline(query, query_vector, chunks)
+                return Generation(answer, "offline-fallback", OFFLINE_MODEL)
+            metrics.GENERATION_DURATION.labels("openai").observe(time.perf_counter() - start)
+            self._account(prompt_tokens, completion_tokens)
+            return Generation(text, "openai", self.openai.model, prompt_tokens, completion_tokens)
+        answer = await self._offline(query, query_vector, chunks)
+        return Generation(answer, "offline", OFFLINE_MODEL)
+
+    async def _offline(self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]) -> str:
+        start = time.perf_counter()
+        try:
+            texts = [s.text for s in context_sentences(chunks)]
+            if self.offline.sentence_embeddings.missing(texts):  # embedding is slow: off the event loop
+                return await asyncio.to_thread(self.offline.generate, query, query_vector, chunks)
+            # All cached: well under a millisecond of numpy, cheaper inline than a thread hop.
+            return self.offline.generate(query, query_vector, chunks)
+        finally:
+            metrics.GENERATION_DURATION.labels("offline").observe(time.perf_counter() - start)
+
+    def _account(self, prompt_tokens: int, completion_tokens: int) -> None:
+        model = self.settings.llm_model  # the configured name: bounded, unlike dated snapshot names
+        metrics.TOKENS.labels("prompt", model).inc(prompt_tokens)
+        metrics.TOKENS.labels("completion", model).inc(completion_tokens)
+        price = self.settings.price_for(model)
+        cost = (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1_000_000
+        metrics.COST.labels(model).inc(cost)
+
+    def _fault_fires(self, name: str) -> bool:
+        fault = self.faults.get(name)
+        if fault is None:
+            return False
+        try:
+            rate = float(fault.params.get("rate", 1.0))
+        except (TypeError, ValueError):
+            rate = 1.0
+        return self._rng.random() < rate
+
+    def _unrelated_chunks(self, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
+        retrieved = {c.article_id for c in chunks}
+        others: dict[str, list[RetrievedChunk]] = {}
+        for chunk in self.corpus():
+            if chunk.article_id not in retrieved:
+                others.setdefault(chunk.article_id, []).append(chunk)
+        if not others:
+            return []
+        article = self._rng.choice(sorted(others))
+        return sorted(others[article], key=lambda c: c.index)[:2]
+
+    async def close(self) -> None:
+        if self.openai is not None:
+            await self.openai.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "model": self.model}

@@ -1,0 +1,78 @@
+"""Every Prometheus metric of rag_api (docs/metrics.md is the contract: names and labels must match)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from lab_common.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, request_metrics
+
+HTTP = request_metrics("rag")
+
+# Generation and scoring take longer than a request's routing: extend the latency buckets upwards.
+SLOW_BUCKETS = (*LATENCY_BUCKETS, 20.0, 30.0, 60.0)
+DISTANCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0)
+
+CHAT_REQUESTS = Counter("rag_chat_requests", "/chat outcomes.", ["status"])
+CHAT_DURATION = Histogram("rag_chat_duration_seconds", "/chat end to end.", buckets=SLOW_BUCKETS)
+RETRIEVAL_DURATION = Histogram(
+    "rag_retrieval_duration_seconds", "Query embedding plus vector search.", buckets=LATENCY_BUCKETS
+)
+RETRIEVAL_DISTANCE = Histogram(
+    "rag_retrieval_distance", "Cosine distance of each retrieved chunk (0 to 2).", buckets=DISTANCE_BUCKETS
+)
+KNOWLEDGE_CHUNKS = Gauge(
+    "rag_knowledge_base_chunks", "Chunks in the knowledge collection.", multiprocess_mode="livemax"
+)
+
+GENERATION_DURATION = Histogram(
+    "llm_generation_duration_seconds", "Answer generation by backend.", ["backend"], buckets=SLOW_BUCKETS
+)
+EVALUATION_DURATION = Histogram(
+    "llm_evaluation_duration_seconds", "Scoring one answer, by provider.", ["provider"], buckets=SLOW_BUCKETS
+)
+GROUNDEDNESS = Histogram("llm_groundedness_score", "Groundedness of answers (0 to 1).", buckets=SCORE_BUCKETS)
+HALLUCINATION = Histogram(
+    "llm_hallucination_score", "Hallucination of answers: 1 - groundedness.", buckets=SCORE_BUCKETS
+)
+CONTEXT_RELEVANCE = Histogram(
+    "llm_context_relevance_score",
+    "Relevance of the retrieved context to the question (0 to 1).",
+    buckets=SCORE_BUCKETS,
+)
+ANSWER_RELEVANCE = Histogram(
+    "llm_answer_relevance_score", "Relevance of the answer to the question (0 to 1).", buckets=SCORE_BUCKETS
+)
+TOKENS = Counter("llm_tokens", "LLM tokens used.", ["type", "model"])
+COST = Counter("llm_cost_dollars", "Estimated LLM cost in US dollars (price table in settings).", ["model"])
+GENERATION_ERRORS = Counter(
+    "llm_generation_errors", "Failed generation calls (fallback: answered offline instead).", ["reason"]
+)
+EVALUATION_QUEUE_DEPTH = Gauge(
+    "llm_evaluation_queue_depth", "Answers waiting to be scored.", multiprocess_mode="livesum"
+)
+EVALUATIONS = Counter("llm_evaluations", "Evaluation outcomes (dropped: the queue was full).", ["result"])
+EMBEDDING_DRIFT = Gauge(
+    "llm_embedding_drift_score",
+    "Query-embedding drift: share of recent queries unlike the in-domain reference questions.",
+    multiprocess_mode="livemax",
+)
+BACKEND_INFO = Gauge(
+    "llm_backend_info",
+    "Generation backend, model and evaluator; always 1.",
+    ["backend", "model", "evaluator"],
+    multiprocess_mode="livemax",
+)
+
+CHAT_STATUSES = ("ok", "error", "unavailable")
+GENERATION_ERROR_REASONS = ("timeout", "http_error", "malformed", "fallback")
+EVALUATION_RESULTS = ("ok", "failed", "dropped")
+
+
+def initialise() -> None:
+    """Create every bounded label combination at 0 so that rates and alerts work before the first event."""
+    for status in CHAT_STATUSES:
+        CHAT_REQUESTS.labels(status)
+    for reason in GENERATION_ERROR_REASONS:
+        GENERATION_ERRORS.labels(reason)
+    for result in EVALUATION_RESULTS:
+        EVALUATIONS.labels(result)

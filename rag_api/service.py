@@ -1,0 +1,249 @@
+"""The RAG pipeline behind the routes: retrieval, generation, evaluation hand-off and drift, with metrics.
+
+The query is embedded once; the vector serves retrieval, sentence selection and drift. Blocking work
+(embedding, Chroma, the scorer) runs in threads so that the event loop keeps serving requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lab_common.faults import FaultRegistry
+from rag_api import metrics
+from rag_api.drift import EmbeddingDriftMonitor, build_drift_monitor
+from rag_api.embeddings import get_embedder
+from rag_api.evaluation import Evaluator, build_evaluator
+from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorProcess
+from rag_api.llm import AnswerGenerator, SentenceEmbeddings, context_sentences
+from rag_api.schemas import ChatRequest
+from rag_api.settings import RAGSettings
+from rag_api.store import KnowledgeStore, RetrievedChunk, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+FAULTS = {
+    "latency": "generation waits `delay_ms` milliseconds",
+    "hallucination": "a share `rate` (0-1) of answers ignores or contradicts the retrieved context",
+    "evaluation_failure": "a share `rate` (0-1) of evaluations raises (counted as failed)",
+}
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    vector: np.ndarray
+    chunks: list[RetrievedChunk]
+    seconds: float
+
+
+class RAGService:
+    def __init__(
+        self, settings: RAGSettings, faults: FaultRegistry, evaluator: Evaluator | None = None
+    ) -> None:
+        self.settings = settings
+        self.faults = faults
+        self.embedder = get_embedder()
+        self.store = KnowledgeStore(settings)
+        self.sentences = SentenceEmbeddings(self.embedder)
+        self.generator = AnswerGenerator(settings, faults, self.sentences, self.store.corpus)
+        evaluator_kwargs = {
+            "api_key": settings.openai_api_key,
+            "base_url": settings.openai_base_url,
+            "model": settings.judge_model,
+            "timeout": settings.llm_timeout_seconds,
+            "max_retries": settings.llm_max_retries,
+        }
+        if evaluator is None:
+            evaluator = (
+                EvaluatorProcess(evaluator_kwargs)
+                if settings.evaluation_in_process
+                else build_evaluator(**evaluator_kwargs)
+            )
+        self.evaluator: Evaluator | EvaluatorProcess = evaluator
+        self.evaluations = EvaluationQueue(
+            self.evaluator,
+            size=settings.evaluation_queue_size,
+            sample_rate=settings.evaluation_sample_rate,
+            faults=faults,
+        )
+        self.drift: EmbeddingDriftMonitor = build_drift_monitor(
+            settings.reference_queries_path,
+            self.embedder.embed,
+            window_size=settings.drift_window_size,
+            min_samples=settings.drift_min_samples,
+            threshold=settings.drift_threshold,
+            quantile=settings.drift_outlier_quantile,
+        )
+        self._loaded = False
+        self._warmer: asyncio.Task[None] | None = None
+        self.sentences_warm = False  # set once every knowledge sentence is embedded (see _warm_sentences)
+        self._load_lock = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        metrics.initialise()
+        metrics.BACKEND_INFO.labels(
+            self.generator.backend, self.generator.model, self.evaluator.provider_name
+        ).set(1)
+        metrics.EMBEDDING_DRIFT.set(0.0)
+        self.evaluations.start()
+        try:
+            await self.ensure_loaded()
+        except StoreUnavailable as exc:  # server mode: keep running, /ready says why, retry on demand
+            log.warning("knowledge base not loaded at start: %s", exc)
+        if self.settings.warm_sentence_cache:
+            self._warmer = asyncio.create_task(self._warm_sentences(), name="sentence-warmup")
+
+    async def _warm_sentences(self) -> None:
+        """Embed the knowledge sentences in small batches: the offline generator then never waits for them."""
+        try:
+            corpus = await asyncio.to_thread(self.store.corpus)
+            texts = [s.text for s in context_sentences(corpus)]
+            start = time.perf_counter()
+            embedded = 0
+            for i in range(0, len(texts), 16):
+                embedded += await asyncio.to_thread(self.sentences.warm, texts[i : i + 16])
+            self.sentences_warm = True
+            log.info("sentence cache warm: %d embedded in %.1fs", embedded, time.perf_counter() - start)
+        except StoreUnavailable as exc:
+            log.warning("sentence cache not warmed: %s", exc)
+        except Exception:  # a background helper must never take the service down; queries embed lazily
+            log.exception("sentence cache warm-up failed")
+
+    async def stop(self) -> None:
+        if self._warmer is not None:
+            self._warmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warmer
+        await self.evaluations.stop()
+        await self.generator.close()
+
+    async def ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        async with self._load_lock:
+            if not self._loaded:
+                loaded = await asyncio.to_thread(self.store.ensure_loaded)
+                self._loaded = True
+                count = await asyncio.to_thread(self.store.count)
+                metrics.KNOWLEDGE_CHUNKS.set(count)
+                log.info("knowledge base ready: %d chunks%s", count, " (loaded now)" if loaded else "")
+
+    # -- requests --------------------------------------------------------------------------------------------
+    def _retrieve(self, query: str, top_k: int) -> Retrieval:
+        start = time.perf_counter()
+        vector = self.embedder.embed([query])[0]
+        chunks = self.store.search(vector, top_k)
+        seconds = time.perf_counter() - start
+        metrics.RETRIEVAL_DURATION.observe(seconds)
+        for chunk in chunks:
+            metrics.RETRIEVAL_DISTANCE.observe(chunk.distance)
+        return Retrieval(vector, chunks, seconds)
+
+    async def chat(self, request: ChatRequest) -> dict[str, Any]:
+        """Raises StoreUnavailable (-> 503); every outcome is counted in rag_chat_requests_total."""
+        start = time.perf_counter()
+        status = "error"
+        try:
+            result = await self._chat(request, start)
+            status = "ok"
+            return result
+        except StoreUnavailable:
+            status = "unavailable"
+            raise
+        finally:
+            metrics.CHAT_REQUESTS.labels(status).inc()
+            metrics.CHAT_DURATION.observe(time.perf_counter() - start)
+
+    async def _chat(self, request: ChatRequest, start: float) -> dict[str, Any]:
+        await self.ensure_loaded()
+        top_k = request.top_k or self.settings.top_k
+        retrieval = await asyncio.to_thread(self._retrieve, request.query, top_k)
+        if not retrieval.chunks:
+            self._loaded = False  # emptied behind our back (e.g. a wiped Chroma server): reload next time
+            raise StoreUnavailable("the knowledge base is empty")
+        self.drift.observe(retrieval.vector)
+
+        generation_start = time.perf_counter()
+        generation = await self.generator.generate(request.query, retrieval.vector, retrieval.chunks)
+        generation_seconds = time.perf_counter() - generation_start
+
+        job = EvaluationJob(request.query, [c.text for c in retrieval.chunks], generation.answer)
+        scores = error = None
+        evaluation_seconds: float | None = None
+        if request.evaluate == "sync":
+            evaluation_start = time.perf_counter()
+            scores, error = await self.evaluations.score_inline(job)
+            evaluation_seconds = time.perf_counter() - evaluation_start
+            evaluation = "ok" if scores is not None else "failed"
+        elif request.evaluate == "async":
+            evaluation = self.evaluations.submit(job)
+        else:
+            evaluation = "off"
+
+        def ms(seconds: float) -> float:
+            return round(seconds * 1000, 2)
+
+        return {
+            "answer": generation.answer,
+            "sources": [
+                {"id": c.id, "article_id": c.article_id, "title": c.title, "distance": round(c.distance, 4)}
+                for c in retrieval.chunks
+            ],
+            "generator": generation.generator,
+            "model": generation.model,
+            "latency_ms": {
+                "retrieval": ms(retrieval.seconds),
+                "generation": ms(generation_seconds),
+                "evaluation": ms(evaluation_seconds) if evaluation_seconds is not None else None,
+                "total": ms(time.perf_counter() - start),
+            },
+            "evaluation": evaluation,
+            "scores": (
+                {
+                    "groundedness": scores.groundedness,
+                    "hallucination": 1.0 - scores.groundedness,
+                    "context_relevance": scores.context_relevance,
+                    "answer_relevance": scores.answer_relevance,
+                }
+                if scores is not None
+                else None
+            ),
+            "evaluation_error": error,
+            "session_id": request.session_id,
+        }
+
+    async def reload(self) -> dict[str, Any]:
+        summary = await asyncio.to_thread(self.store.reload)
+        self._loaded = True
+        metrics.KNOWLEDGE_CHUNKS.set(summary["chunks"])
+        return summary
+
+    async def stats(self) -> dict[str, Any]:
+        stats = await asyncio.to_thread(self.store.stats)
+        metrics.KNOWLEDGE_CHUNKS.set(stats["chunks"])
+        return {**stats, "generator": self.generator.describe(), "evaluator": self.evaluator.provider_name}
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Called from a sync route (thread pool): the store is reachable and holds chunks."""
+        try:
+            chunks = self.store.count()
+        except StoreUnavailable as exc:
+            return False, {"store": "unavailable", "error": str(exc)}
+        metrics.KNOWLEDGE_CHUNKS.set(chunks)
+        details = {
+            "store": self.store.mode,
+            "chunks": chunks,
+            "generator": self.generator.backend,
+            "evaluator": self.evaluator.provider_name,
+            "sentence_cache": "warm" if self.sentences_warm else "lazy",
+        }
+        if chunks == 0:
+            return False, {**details, "error": "the knowledge base is empty"}
+        return True, details

@@ -1,0 +1,100 @@
+"""rag_api settings: every knob is an env var (prefix `RAG_`, OpenAI ones un-prefixed) with a safe default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from lab_common.settings import LabSettings
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_KNOWLEDGE_DIR = PACKAGE_DIR / "knowledge"
+DEFAULT_REFERENCE_QUERIES = PACKAGE_DIR / "data" / "reference_queries.txt"
+
+
+class ModelPrice(BaseModel):
+    """USD per one million tokens."""
+
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    # Public list prices (USD / 1M tokens); override with RAG_PRICE_TABLE='{"model": {"prompt": .., ...}}'.
+    return {
+        "gpt-4o-mini": ModelPrice(prompt=0.15, completion=0.60),
+        "gpt-4o": ModelPrice(prompt=2.50, completion=10.00),
+        "gpt-4.1-mini": ModelPrice(prompt=0.40, completion=1.60),
+        "gpt-4.1-nano": ModelPrice(prompt=0.10, completion=0.40),
+        "offline": ModelPrice(prompt=0.0, completion=0.0),
+    }
+
+
+class RAGSettings(LabSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+
+    # Vector store: embedded Chroma in `chroma_path`, or a Chroma server when `chroma_host` is set.
+    chroma_path: Path = Path("var/chroma")
+    chroma_host: str | None = None
+    chroma_port: int = Field(default=8002, ge=1, le=65535)
+    collection: str = Field(default="knowledge", min_length=3, max_length=63)
+    knowledge_dir: Path = DEFAULT_KNOWLEDGE_DIR
+    # Chunks are cut on sentence/paragraph boundaries; sizes are in characters.
+    chunk_size: int = Field(default=800, ge=100, le=8000)
+    chunk_overlap: int = Field(default=150, ge=0, le=2000)
+    top_k: int = Field(default=3, ge=1, le=10)
+
+    # Generation. OpenAI (or any compatible server) is used when a key or a base URL is set.
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    llm_model: str = "gpt-4o-mini"
+    judge_model: str = "gpt-4o-mini"
+    # The SDK's default read timeout is 600 s: far too long for a chat request.
+    llm_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_max_tokens: int = Field(default=400, ge=16, le=4096)
+    llm_temperature: float = Field(default=0.0, ge=0, le=2)
+    # The offline extractive answer: this many sentences at most, and at most this many characters.
+    answer_max_sentences: int = Field(default=4, ge=1, le=10)
+    answer_max_chars: int = Field(default=600, ge=100, le=4000)
+    # Embed every knowledge sentence in the background after start, so that no query pays for it.
+    warm_sentence_cache: bool = True
+    price_table: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+
+    # Quality evaluation: a share of answers is scored in the background by one worker.
+    evaluation_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    evaluation_queue_size: int = Field(default=100, ge=1, le=100_000)
+    # Score in one low-priority child process (the scorer is CPU-heavy Python: in a thread it would hold
+    # the GIL against /chat). False: score in a thread of the service process.
+    evaluation_in_process: bool = True
+
+    # Query-embedding drift against the in-domain reference questions.
+    reference_queries_path: Path = DEFAULT_REFERENCE_QUERIES
+    drift_window_size: int = Field(default=50, ge=5, le=10_000)
+    drift_min_samples: int = Field(default=10, ge=1, le=10_000)
+    # The score is the share of recent queries unlike every reference question; above this = drifted.
+    drift_threshold: float = Field(default=0.3, gt=0, le=1)
+    # A query is "unlike" the reference when its novelty exceeds this quantile of the reference's own.
+    drift_outlier_quantile: float = Field(default=0.95, gt=0.5, lt=1)
+
+    @property
+    def openai_enabled(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    def price_for(self, model: str) -> ModelPrice:
+        """Exact name first, then the longest configured prefix (dated snapshots); unknown models cost 0."""
+        if model in self.price_table:
+            return self.price_table[model]
+        prefixes = [name for name in self.price_table if model.startswith(name)]
+        if prefixes:
+            return self.price_table[max(prefixes, key=len)]
+        return ModelPrice(prompt=0.0, completion=0.0)

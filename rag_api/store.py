@@ -1,0 +1,385 @@
+"""The knowledge base in ChromaDB: markdown articles, chunked on sentence boundaries, searched by embedding.
+
+Embedded `PersistentClient` by default; `HttpClient` when `chroma_host` is set (compose). Every Chroma call is
+blocking: async handlers call this module through `asyncio.to_thread`. A Chroma server that cannot be reached
+raises `StoreUnavailable`; the client is rebuilt lazily on the next call, so the service recovers by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rag_api.embeddings import MODEL_NAME, MiniLMEmbedder, MiniLMEmbeddingFunction, get_embedder
+from rag_api.settings import RAGSettings
+
+log = logging.getLogger(__name__)
+
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*`])")
+
+
+class StoreUnavailable(Exception):
+    """The vector store cannot be reached (Chroma server down) or failed."""
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str  # the file stem
+    title: str
+    category: str
+    blocks: list[tuple[str, str]]  # (kind, text): kind "heading" | "text"
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    id: str
+    article_id: str
+    title: str
+    category: str
+    index: int
+    text: str  # what is stored and shown: blocks one per line, headings prefixed by "#"
+    embed_text: str  # what is embedded: title and section heading first, for retrieval context
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "article_id": self.article_id,
+            "title": self.title,
+            "category": self.category,
+            "chunk": self.index,
+        }
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    id: str
+    article_id: str
+    title: str
+    category: str
+    index: int
+    text: str
+    distance: float
+
+
+def _clean_inline(text: str) -> str:
+    """Drop markdown emphasis markers: they add nothing to embeddings or answers."""
+    return text.replace("**", "").replace("__", "")
+
+
+def parse_article(path: Path) -> Article:
+    """Front matter (`title`, `category`) and the body as blocks: headings, paragraphs and list items.
+
+    Wrapped lines of a paragraph or list item are joined, so that each block is one line of text.
+    """
+    raw = path.read_text(encoding="utf-8")
+    meta: dict[str, Any] = {}
+    match = _FRONT_MATTER.match(raw)
+    if match:
+        loaded = yaml.safe_load(match.group(1))
+        meta = loaded if isinstance(loaded, dict) else {}
+        raw = raw[match.end() :]
+    blocks: list[tuple[str, str]] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            blocks.append(("text", _clean_inline(" ".join(current))))
+            current.clear()
+
+    fence: list[str] | None = None  # lines of an open ``` code block
+    for line in raw.splitlines():
+        stripped = line.strip()
+        if fence is not None:
+            if stripped.startswith("```"):
+                blocks.append(("text", " ".join(fence)))
+                fence = None
+            elif stripped:
+                fence.append(stripped)
+            continue
+        if stripped.startswith("```"):
+            flush()
+            fence = []
+            continue
+        heading = _HEADING.match(stripped)
+        if stripped.startswith("|"):  # a table row is a block of its own; the |---| rule is dropped
+            flush()
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                blocks.append(("text", _clean_inline(" | ".join(cells))))
+        elif not stripped:
+            flush()
+        elif heading:
+            flush()
+            blocks.append(("heading", _clean_inline(heading.group(2).strip())))
+        elif _LIST_ITEM.match(line) and not line.startswith("    "):
+            flush()
+            current.append(stripped)
+        else:
+            current.append(stripped)
+    flush()
+    if fence:
+        blocks.append(("text", " ".join(fence)))
+    title = str(meta.get("title") or next((t for k, t in blocks if k == "heading"), path.stem))
+    return Article(id=path.stem, title=title, category=str(meta.get("category") or "general"), blocks=blocks)
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _chunk_id(article: Article, index: int, text: str) -> str:
+    # Everything stored with the chunk goes into its id: an unchanged chunk keeps its id across reloads,
+    # a changed one gets a new id (upserted) and the old id is deleted.
+    key = "\x1f".join([article.id, article.title, article.category, str(index), text])
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def chunk_article(article: Article, size: int, overlap: int) -> list[ChunkRecord]:
+    """Greedy chunks of whole sentences/list items up to `size` characters.
+
+    A chunk repeats the last sentences of the previous one (up to `overlap` characters) so that an answer
+    spanning a boundary is still retrieved. A new section starts a new chunk unless the current one is small.
+    """
+    units: list[tuple[str, str]] = []  # (section heading, sentence or list item)
+    section = article.title
+    for kind, text in article.blocks:
+        if kind == "heading":
+            section = text
+            units.append((section, "#"))  # a section marker
+            continue
+        units.extend((section, sentence) for sentence in split_sentences(text) if len(text) > size)
+        if len(text) <= size:
+            units.append((section, text))
+
+    chunks: list[tuple[str, list[str]]] = []
+    current: list[str] = []
+    current_section = article.title
+    length = 0
+    for section, unit in units:
+        if unit == "#":
+            if length >= size // 3:  # close a chunk at a section boundary unless it is still small
+                chunks.append((current_section, current))
+                current, length = [], 0
+            if not current:
+                current_section = section
+            current.append(f"## {section}" if section != article.title else f"# {section}")
+            length += len(section) + 3
+            continue
+        if length + len(unit) > size and any(not line.startswith("#") for line in current):
+            chunks.append((current_section, current))
+            carried: list[str] = []
+            carried_length = 0
+            for previous in reversed(current):
+                if previous.startswith("#") or carried_length + len(previous) > overlap:
+                    break
+                carried.insert(0, previous)
+                carried_length += len(previous) + 1
+            current, length, current_section = carried, carried_length, section
+        current.append(unit)
+        length += len(unit) + 1
+    if any(not line.startswith("#") for line in current):
+        chunks.append((current_section, current))
+
+    records: list[ChunkRecord] = []
+    for index, (section, lines) in enumerate(chunks):
+        text = "\n".join(lines)
+        embed_text = f"{article.title}. {section}.\n{text}" if section != article.title else text
+        if not text.startswith("# "):
+            embed_text = f"{article.title}.\n{embed_text}" if section == article.title else embed_text
+        records.append(
+            ChunkRecord(
+                id=_chunk_id(article, index, text),
+                article_id=article.id,
+                title=article.title,
+                category=article.category,
+                index=index,
+                text=text,
+                embed_text=embed_text,
+            )
+        )
+    return records
+
+
+def load_knowledge(directory: Path, size: int, overlap: int) -> tuple[list[Article], list[ChunkRecord]]:
+    articles = [parse_article(path) for path in sorted(directory.glob("*.md"))]
+    records: list[ChunkRecord] = []
+    for article in articles:
+        records.extend(chunk_article(article, size, overlap))
+    return articles, records
+
+
+def embed_by_length(embedder: MiniLMEmbedder, texts: list[str]) -> np.ndarray:
+    """Embed in order of length: a batch is padded to its longest text, so similar lengths waste less."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = embedder.embed([texts[i] for i in order])
+    result = np.empty_like(vectors)
+    result[order] = vectors
+    return result
+
+
+class KnowledgeStore:
+    """The Chroma collection of knowledge chunks; thread-safe, reconnects lazily."""
+
+    def __init__(self, settings: RAGSettings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._collection: Any = None
+        self._corpus: list[RetrievedChunk] | None = None  # every chunk, for the hallucination fault
+
+    # -- connection ------------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return "server" if self.settings.chroma_host else "embedded"
+
+    def _client(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if self.settings.chroma_host:
+            return chromadb.HttpClient(
+                host=self.settings.chroma_host, port=self.settings.chroma_port, settings=chroma_settings
+            )
+        self.settings.chroma_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self.settings.chroma_path), settings=chroma_settings)
+
+    def collection(self) -> Any:
+        with self._lock:
+            if self._collection is None:
+                try:
+                    self._collection = self._client().get_or_create_collection(
+                        self.settings.collection,
+                        embedding_function=MiniLMEmbeddingFunction(),
+                        configuration={"hnsw": {"space": "cosine"}},
+                    )
+                except Exception as exc:
+                    raise StoreUnavailable(f"Chroma ({self.mode}) is unavailable: {exc}") from exc
+            return self._collection
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one collection call; any failure drops the client so that the next call reconnects."""
+        collection = self.collection()
+        try:
+            return fn(collection, *args, **kwargs)
+        except Exception as exc:
+            with self._lock:
+                self._collection = None
+            raise StoreUnavailable(f"Chroma ({self.mode}) call failed: {exc}") from exc
+
+    # -- reads -----------------------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._call(lambda c: c.count()))
+
+    def search(self, query_embedding: np.ndarray, top_k: int) -> list[RetrievedChunk]:
+        """The `top_k` nearest chunks to an (already computed) query embedding, nearest first."""
+        result = self._call(
+            lambda c: c.query(
+                query_embeddings=[np.asarray(query_embedding, dtype=np.float32)],
+                n_results=top_k,
+                include=["documents", "metadatas", "distances"],
+            )
+        )
+        ids = result["ids"][0]
+        documents = result["documents"][0]
+        metadatas = result["metadatas"][0]
+        distances = result["distances"][0]
+        return [
+            RetrievedChunk(
+                id=chunk_id,
+                article_id=str(meta.get("article_id", "")),
+                title=str(meta.get("title", "")),
+                category=str(meta.get("category", "")),
+                index=int(meta.get("chunk", 0)),
+                text=document or "",
+                distance=float(distance),
+            )
+            for chunk_id, document, meta, distance in zip(ids, documents, metadatas, distances, strict=True)
+        ]
+
+    def corpus(self) -> list[RetrievedChunk]:
+        """Every chunk (cached until the next reload)."""
+        with self._lock:
+            if self._corpus is None:
+                result = self._call(lambda c: c.get(include=["documents", "metadatas"]))
+                self._corpus = [
+                    RetrievedChunk(
+                        id=chunk_id,
+                        article_id=str(meta.get("article_id", "")),
+                        title=str(meta.get("title", "")),
+                        category=str(meta.get("category", "")),
+                        index=int(meta.get("chunk", 0)),
+                        text=document or "",
+                        distance=0.0,
+                    )
+                    for chunk_id, document, meta in zip(
+                        result["ids"], result["documents"], result["metadatas"], strict=True
+                    )
+                ]
+            return self._corpus
+
+    def stats(self) -> dict[str, Any]:
+        corpus = self.corpus()
+        return {
+            "articles": len({c.article_id for c in corpus}),
+            "chunks": self.count(),
+            "collection": self.settings.collection,
+            "embedding_model": MODEL_NAME,
+            "store": self.mode,
+            "knowledge_dir": str(self.settings.knowledge_dir),
+        }
+
+    # -- writes ----------------------------------------------------------------------------------------
+    def ensure_loaded(self) -> bool:
+        """Load the knowledge directory when the collection is empty. True when it loaded something."""
+        if self.count() > 0:
+            return False
+        self.reload()
+        return True
+
+    def reload(self) -> dict[str, int]:
+        """Make the collection match the knowledge directory: upsert new/changed chunks, delete stale ones."""
+        with self._lock:
+            articles, records = load_knowledge(
+                self.settings.knowledge_dir, self.settings.chunk_size, self.settings.chunk_overlap
+            )
+            # Identical content would give identical ids: keep the first (upsert refuses duplicate ids).
+            unique = list({r.id: r for r in reversed(records)}.values())[::-1]
+            existing = set(self._call(lambda c: c.get(include=[]))["ids"])
+            wanted = {r.id for r in unique}
+            stale = sorted(existing - wanted)
+            new = [r for r in unique if r.id not in existing]
+            if stale:
+                self._call(lambda c: c.delete(ids=stale))
+            if new:
+                embeddings = embed_by_length(get_embedder(), [r.embed_text for r in new])
+                for start in range(0, len(new), 256):
+                    batch = new[start : start + 256]
+                    self._call(
+                        lambda c, b=batch, s=start: c.upsert(
+                            ids=[r.id for r in b],
+                            documents=[r.text for r in b],
+                            metadatas=[r.metadata for r in b],
+                            embeddings=embeddings[s : s + len(b)],
+                        )
+                    )
+            self._corpus = None
+            summary = {
+                "articles": len(articles),
+                "chunks": len(unique),
+                "added": len(new),
+                "removed": len(stale),
+                "unchanged": len(unique) - len(new),
+            }
+            log.info("knowledge reloaded from %s: %s", self.settings.knowledge_dir, summary)
+            return summary

@@ -1,0 +1,104 @@
+"""Server mode, with a real `chroma run` server: down -> 503 and /ready false; back -> rag_api recovers."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from rag_api.app import create_app
+from tests.support.rag import offline_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMA = Path(sys.executable).with_name("chroma")
+pytestmark = pytest.mark.skipif(not CHROMA.exists(), reason="the chroma CLI is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ChromaServer:
+    def __init__(self, path: Path, port: int) -> None:
+        self.path, self.port = path, port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("chroma server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
+    server = ChromaServer(tmp_path / "chroma-server", free_port())
+    yield server
+    server.stop()
+
+
+def unavailable() -> float:
+    return REGISTRY.get_sample_value("rag_chat_requests_total", {"status": "unavailable"}) or 0.0
+
+
+def test_chroma_down_gives_503_and_recovery_is_automatic(tmp_path: Path, chroma: ChromaServer) -> None:
+    knowledge = tmp_path / "kb"
+    knowledge.mkdir()
+    for name in ("reset-password", "refunds"):
+        shutil.copy(ROOT / "rag_api" / "knowledge" / f"{name}.md", knowledge)
+    settings = offline_settings(
+        tmp_path / "unused", chroma_host="127.0.0.1", chroma_port=chroma.port, knowledge_dir=knowledge
+    )
+    question = {"query": "How do I reset my password?", "evaluate": "off"}
+    with TestClient(create_app(settings)) as client:  # starts although Chroma is down
+        before = unavailable()
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["store"] == "unavailable"
+        response = client.post("/chat", json=question)
+        assert response.status_code == 503
+        assert "unavailable" in response.json()["detail"]
+        assert client.get("/knowledge/stats").status_code == 503
+        assert unavailable() == before + 1
+
+        chroma.start()  # the store comes back: the next request reconnects and loads the knowledge
+        response = client.post("/chat", json=question)
+        assert response.status_code == 200, response.text
+        assert response.json()["sources"][0]["article_id"] == "reset-password"
+        assert client.get("/ready").status_code == 200
+
+        chroma.stop()  # it goes away again mid-life...
+        assert client.post("/chat", json=question).status_code == 503
+        assert client.get("/ready").status_code == 503
+        chroma.start()  # ...and comes back with its data
+        assert client.post("/chat", json=question).status_code == 200
+        assert client.get("/ready").json()["chunks"] > 0
