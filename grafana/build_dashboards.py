@@ -376,7 +376,8 @@ def ml_service() -> dict[str, Any]:
             "Healthy traffic stays at 0; the `errors` fault lifts it to its rate.",
             [
                 target(
-                    f'sum(rate(ml_http_requests_total{{status=~"5..", {NOT_PROBES}}}[{RI}])) '
+                    # `or vector(0)`: no 5xx yet is a ratio of 0, not a missing series.
+                    f'(sum(rate(ml_http_requests_total{{status=~"5..", {NOT_PROBES}}}[{RI}])) or vector(0)) '
                     f"/ sum(rate(ml_http_requests_total{{{NOT_PROBES}}}[{RI}]))",
                     "5xx share",
                 )
@@ -573,7 +574,8 @@ def llm_quality() -> dict[str, Any]:
             "Share of rag_api requests (probes and admin calls left out) answered with a 5xx status.",
             [
                 target(
-                    f'sum(rate(rag_http_requests_total{{status=~"5..", {NOT_PROBES}}}[{RI}])) '
+                    # `or vector(0)`: no 5xx yet is a ratio of 0, not a missing series.
+                    f'(sum(rate(rag_http_requests_total{{status=~"5..", {NOT_PROBES}}}[{RI}])) or vector(0)) '
                     f"/ sum(rate(rag_http_requests_total{{{NOT_PROBES}}}[{RI}]))",
                     "5xx share",
                 )

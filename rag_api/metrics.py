@@ -68,8 +68,12 @@ GENERATION_ERROR_REASONS = ("timeout", "http_error", "malformed", "fallback")
 EVALUATION_RESULTS = ("ok", "failed", "dropped")
 
 
-def initialise() -> None:
-    """Create every bounded label combination at 0 so that rates and alerts work before the first event."""
+def initialise(model: str) -> None:
+    """Create every bounded label combination at 0 so that rates and alerts work before the first event.
+    Tokens and cost of the serving model too: offline they stay 0, which a dashboard shows as 0, not gaps."""
+    for token_type in ("prompt", "completion"):
+        TOKENS.labels(token_type, model)
+    COST.labels(model)
     for status in CHAT_STATUSES:
         CHAT_REQUESTS.labels(status)
     for reason in GENERATION_ERROR_REASONS:

@@ -87,7 +87,7 @@ class RAGService:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
-        metrics.initialise()
+        metrics.initialise(self.generator.model)
         metrics.BACKEND_INFO.labels(
             self.generator.backend, self.generator.model, self.evaluator.provider_name
         ).set(1)

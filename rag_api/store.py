@@ -212,7 +212,9 @@ def chunk_article(article: Article, size: int, overlap: int) -> list[ChunkRecord
 
 
 def load_knowledge(directory: Path, size: int, overlap: int) -> tuple[list[Article], list[ChunkRecord]]:
-    articles = [parse_article(path) for path in sorted(directory.glob("*.md"))]
+    # README.md describes the corpus; it is not an article.
+    paths = sorted(p for p in directory.glob("*.md") if p.name.lower() != "readme.md")
+    articles = [parse_article(path) for path in paths]
     records: list[ChunkRecord] = []
     for article in articles:
         records.extend(chunk_article(article, size, overlap))
