@@ -1,18 +1,15 @@
-"""`python -m rag_api`: the service on RAG_HOST:RAG_PORT (default 127.0.0.1:8001) with uvicorn."""
+"""`python -m rag_api`: serve rag_api with host, port and workers from RAG_HOST, RAG_PORT, RAG_WORKERS."""
 
-from __future__ import annotations
-
-import uvicorn
-
+from lab_common.serve import run_service
 from rag_api.settings import RAGSettings
 
-
-def main() -> None:
-    settings = RAGSettings()
-    uvicorn.run(
-        "rag_api.app:app", host=settings.host, port=settings.port, log_level=settings.log_level.lower()
-    )
-
-
 if __name__ == "__main__":
-    main()
+    settings = RAGSettings()
+    run_service(
+        "rag_api.app:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        service="rag_api",
+        log_level=settings.log_level,
+    )

@@ -37,6 +37,9 @@ class RAGSettings(LabSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=1, le=65535)
+    # More than one uses prometheus-client's multiprocess mode; each worker keeps its own evaluation queue
+    # and query-drift window. Embedded Chroma is one process's: with several workers, set RAG_CHROMA_HOST.
+    workers: int = Field(default=1, ge=1, le=32)
 
     # Vector store: embedded Chroma in `chroma_path`, or a Chroma server when `chroma_host` is set.
     chroma_path: Path = Path("var/chroma")

@@ -67,3 +67,21 @@ def test_ml_api_schema_fuzz(tmp_path: Path) -> None:
         process.terminate()
         process.wait(20)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+@pytest.mark.timeout(1200)
+def test_rag_api_schema_fuzz(tmp_path: Path) -> None:
+    env = {
+        "RAG_PORT": str(free_port()),
+        "RAG_CHROMA_PATH": str(tmp_path / "chroma"),
+        "LAB_PROFILE": "false",
+        "OPENAI_API_KEY": "",
+        "OPENAI_BASE_URL": "",
+    }
+    process, base = start("rag_api", env)
+    try:
+        result = schemathesis(base, tmp_path)
+    finally:
+        process.terminate()
+        process.wait(20)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
