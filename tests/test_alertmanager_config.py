@@ -408,3 +408,25 @@ def test_routing_inhibition_and_resolution_with_a_real_alertmanager(lab: Lab) ->
     assert slack_names == {"MLHighLatencyP99", "MLFeatureDrift", "TargetDown"}
     assert email_names == {"MLHighLatencyP99", "TargetDown"}
     assert not (slack_names | email_names) & muted
+
+
+def test_slack_failing_is_retried_and_email_still_delivers(lab: Lab) -> None:
+    """The Slack stand-in answers 500 for a while: the email route delivers regardless, Alertmanager counts
+    the failures and retries, and Slack gets the alert once it answers again."""
+    fail = httpx.post(f"{lab.receiver}/admin/fail", json={"seconds": 6}, timeout=5)
+    assert fail.status_code == 200, fail.text
+    lab.post(alert("MLDataDriftDetected", "ml_api", "critical", "drift"))
+    email = lab.wait_for("email", lambda n: "MLDataDriftDetected" in n["alerts"], timeout=15)
+    assert email, "the email route must not wait for Slack"
+    assert not [n for n in lab.notifications("slack") if "MLDataDriftDetected" in n["alerts"]]
+    assert httpx.get(f"{lab.receiver}/admin/fail", timeout=5).json()["rejected"] >= 1
+    # Alertmanager counts every failed attempt (its retries included) per integration.
+    metrics = httpx.get(f"{lab.am}/metrics", timeout=5).text
+    failed = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('alertmanager_notification_requests_failed_total{integration="slack"')
+    ]
+    assert failed and float(failed[0].rsplit(" ", 1)[1]) >= 1, failed
+    # Retried with backoff until the receiver answers 200 again.
+    lab.wait_for("slack", lambda n: "MLDataDriftDetected" in n["alerts"], timeout=60)
