@@ -21,7 +21,13 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 
-from lab_common.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, multiprocess_dir, request_metrics
+from lab_common.metrics import (
+    LATENCY_BUCKETS,
+    SCORE_BUCKETS,
+    DeferredHistogram,
+    multiprocess_dir,
+    request_metrics,
+)
 from ml_api.data import FEATURE_RANGES, FEATURES, SEVERITIES, generate_features
 from ml_api.drift import DriftResult
 
@@ -150,7 +156,9 @@ for _g in (DRIFTED_FEATURES_RATIO, DATASET_DRIFT_DETECTED, PREDICTION_DRIFT_SCOR
 
 
 # --- updates (kept here so the app and the drift loop never touch metric objects directly) --------------
-_FEATURE_OBSERVERS = tuple((f, FEATURE_HISTOGRAMS[f].observe) for f in FEATURES)
+# Five observations per ticket: deferred to the scrape (and the drift loop), one append each on the hot path.
+_FEATURE_OBSERVERS = tuple((f, DeferredHistogram(FEATURE_HISTOGRAMS[f]).observe) for f in FEATURES)
+_observe_confidence = DeferredHistogram(CONFIDENCE).observe
 
 
 def observe_prediction(ticket: Mapping[str, float], severity: str, confidence: float) -> None:
@@ -158,7 +166,7 @@ def observe_prediction(ticket: Mapping[str, float], severity: str, confidence: f
     for name, observe in _FEATURE_OBSERVERS:
         observe(ticket[name])
     PREDICTIONS_BY_CLASS[severity].inc()
-    CONFIDENCE.observe(confidence)
+    _observe_confidence(confidence)
 
 
 def publish_model(version: str, trained_at: str, accuracy: float, macro_f1: float) -> None:
