@@ -17,7 +17,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,14 +26,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from lab_common.net import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "rag_api" / "data" / "reference_queries.txt"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float) -> None:

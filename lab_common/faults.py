@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,21 @@ class FaultRegistry:
             del self._active[name]
             return None
         return fault
+
+    def rate(self, name: str) -> float:
+        """The `rate` param (0-1, default 1) of an active fault; 0 when it is not active."""
+        fault = self.get(name)
+        if fault is None:
+            return 0.0
+        try:
+            return min(max(float(fault.params.get("rate", 1.0)), 0.0), 1.0)
+        except (TypeError, ValueError):
+            return 1.0
+
+    def fires(self, name: str, rng: random.Random | None = None) -> bool:
+        """Whether this call is one of the `rate` share that the active fault hits."""
+        rate = self.rate(name)
+        return rate > 0 and (rng or random).random() < rate
 
     def active(self) -> list[ActiveFault]:
         return [f for name in list(self._active) if (f := self.get(name)) is not None]

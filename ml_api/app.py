@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,16 +58,6 @@ def _json(body: Any, status_code: int = 200) -> Response:
 
 def _not_ready() -> JSONResponse:
     return JSONResponse({"detail": "model not loaded"}, status_code=503)
-
-
-def _fault_rate(registry: FaultRegistry, name: str) -> float:
-    fault = registry.get(name)
-    if fault is None:
-        return 0.0
-    try:
-        return min(max(float(fault.params.get("rate", 1.0)), 0.0), 1.0)
-    except (TypeError, ValueError):
-        return 1.0
 
 
 def create_app(settings: MLSettings | None = None) -> FastAPI:
@@ -148,8 +137,7 @@ def create_app(settings: MLSettings | None = None) -> FastAPI:
             return _not_ready()
         if faults.get("latency") is not None:
             await faults.maybe_delay()
-        rate = _fault_rate(faults, "errors")
-        if rate and random.random() < rate:
+        if faults.fires("errors"):
             return JSONResponse({"detail": "injected fault: errors"}, status_code=503)
         severity, probs = accept(ticket.__dict__)
         body = prediction_body(severity, probs)

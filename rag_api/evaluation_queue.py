@@ -206,7 +206,7 @@ class EvaluationQueue:
         """Blocking: score one answer and record it. Returns (scores, None) or (None, error)."""
         start = time.perf_counter()
         try:
-            if self._fault_fires():
+            if self.faults is not None and self.faults.fires("evaluation_failure", self._rng):
                 raise EvaluationError("injected evaluation failure (fault evaluation_failure)")
             raw = self.evaluator.score(job.question, job.contexts, job.answer)
             scores = Scores(
@@ -225,13 +225,3 @@ class EvaluationQueue:
         metrics.ANSWER_RELEVANCE.observe(scores.answer_relevance)
         metrics.EVALUATIONS.labels("ok").inc()
         return scores, None
-
-    def _fault_fires(self) -> bool:
-        fault = self.faults.get("evaluation_failure") if self.faults is not None else None
-        if fault is None:
-            return False
-        try:
-            rate = float(fault.params.get("rate", 1.0))
-        except (TypeError, ValueError):
-            rate = 1.0
-        return self._rng.random() < rate

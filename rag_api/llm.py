@@ -278,7 +278,7 @@ class AnswerGenerator:
         self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]
     ) -> Generation:
         await self.faults.maybe_delay("latency")
-        hallucinate = self._fault_fires("hallucination")
+        hallucinate = self.faults.fires("hallucination", self._rng)
         source_chunks = chunks
         if hallucinate:
             # Answer from an article that was NOT retrieved, while citing the retrieved ones.
@@ -334,16 +334,6 @@ class AnswerGenerator:
         price = self.settings.price_for(model)
         cost = (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1_000_000
         metrics.COST.labels(model).inc(cost)
-
-    def _fault_fires(self, name: str) -> bool:
-        fault = self.faults.get(name)
-        if fault is None:
-            return False
-        try:
-            rate = float(fault.params.get("rate", 1.0))
-        except (TypeError, ValueError):
-            rate = 1.0
-        return self._rng.random() < rate
 
     def _unrelated_chunks(self, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
         retrieved = {c.article_id for c in chunks}

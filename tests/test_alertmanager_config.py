@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from lab_common.net import free_port
 from receiver.parse import alert_names, alert_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,12 +201,6 @@ def test_email_subject() -> None:
 
 
 # ---------------------------------------------------------------- a real Alertmanager and the real receiver
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:

@@ -7,7 +7,6 @@ profile: admin endpoints answer 401/403 and fault injection is off, so fuzzing c
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lab_common.net import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_PER_OPERATION = 50  # ~10 operations per service: about 500 generated cases each
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(module: str, env: dict[str, str], timeout: float = 240) -> tuple[subprocess.Popen, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
+from lab_common.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -143,12 +144,6 @@ def test_targets_files_per_mode(mode: str) -> None:
         found[service] = group["targets"]
     host = {s: "127.0.0.1" if mode == "native" else DOCKER_HOSTS[s] for s in SERVICES}
     assert found == {s: [f"{host[s]}:{port}"] for s, port in SERVICES.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_real_prometheus_discovers_targets_and_loads_rules(tmp_path: Path) -> None:

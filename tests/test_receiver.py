@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lab_common.net import free_port
 from receiver.parse import alert_names, alert_status, slack_texts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,12 +36,6 @@ AM_SLACK = {
         }
     ],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
