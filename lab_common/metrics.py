@@ -100,7 +100,8 @@ class RequestMetricsMiddleware:
             if children is None:
                 children = (
                     self.metrics.requests.labels(endpoint, method, str(status)),
-                    self.metrics.duration.labels(endpoint, method),
+                    # Latency observations are folded in at scrape time, like the services' own.
+                    DeferredHistogram(self.metrics.duration.labels(endpoint, method)),
                 )
                 self._children[key] = children
             children[0].inc()
@@ -112,7 +113,7 @@ class DeferredHistogram:
     prometheus Histogram in bulk (numpy) by `flush()`, which every /metrics scrape runs first.
 
     prometheus-client's observe() takes a lock per bucket and sum update (~3 µs); a request that observes
-    several inputs pays that several times. Unlabelled histograms only.
+    several inputs pays that several times. Give it an unlabelled histogram or one labelled child.
     """
 
     def __init__(self, histogram: Histogram, max_pending: int = 200_000) -> None:
@@ -122,6 +123,7 @@ class DeferredHistogram:
         self._pending: deque[float] = deque(maxlen=max_pending)
         self._flush_lock = threading.Lock()
         _DEFERRED.append(self)
+        _start_background_flush()
 
     def observe(self, value: float) -> None:
         self._pending.append(value)
@@ -143,6 +145,24 @@ class DeferredHistogram:
 
 
 _DEFERRED: list[DeferredHistogram] = []
+FLUSH_INTERVAL_SECONDS = 5.0
+_flusher_pid: int | None = None
+
+
+def _start_background_flush() -> None:
+    """Also flush every few seconds, once per process: with several workers, the one answering a scrape
+    aggregates the others' files, which only hold what those workers have flushed."""
+    global _flusher_pid
+    if _flusher_pid == os.getpid():
+        return
+    _flusher_pid = os.getpid()
+
+    def loop() -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL_SECONDS)
+            flush_deferred()
+
+    threading.Thread(target=loop, name="deferred-histogram-flush", daemon=True).start()
 
 
 def flush_deferred() -> None:

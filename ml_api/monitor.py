@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from lab_common.metrics import flush_deferred
 from ml_api import metrics
 from ml_api.data import FEATURES
 from ml_api.drift import DriftDetector, DriftResult, DriftWindow, html_report
@@ -97,8 +96,6 @@ class DriftMonitor:
         """The background loop; cancelled by the lifespan at shutdown."""
         while True:
             await asyncio.sleep(self.interval_seconds)
-            # Also folds pending histogram observations in, for workers that rarely serve a scrape.
-            await asyncio.to_thread(flush_deferred)
             await asyncio.to_thread(self.evaluate_now)
 
     def reset(self) -> None:
