@@ -134,16 +134,10 @@ def bench_ml(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):
             for name, (_, base) in servers.items():
                 peaks[name].append(wrk(base + "/predict", tickets, args.duration, args.connections))
-        halves = {
-            name: wrk(
-                base + "/predict",
-                tickets,
-                args.duration,
-                args.connections,
-                rate=statistics.median(p["rps"] for p in peaks[name]) / 2,
-            )  # fmt: skip
-            for name, (_, base) in servers.items()
-        }
+        halves = {}
+        for name, (_, base) in servers.items():
+            rate = statistics.median(p["rps"] for p in peaks[name]) / 2
+            halves[name] = wrk(base + "/predict", tickets, args.duration, args.connections, rate=rate)
     finally:
         for process, _ in servers.values():
             process.terminate()
