@@ -73,10 +73,23 @@ class Scenario:
         """Undo the injection (clear the fault, reset the drift window)."""
 
 
+class PacedScenario(Scenario):
+    """A scenario whose load is one PacedSender of HTTP requests."""
+
+    sender: PacedSender | None = None
+
+    def load_finished(self) -> bool:
+        return self.sender is None or self.sender.finished
+
+    def stop_load(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
+
+
 # ------------------------------------------------------------------------------------------------ drift
 
 
-class DriftScenario(Scenario):
+class DriftScenario(PacedScenario):
     name = "drift"
     services = ("ml_api",)
 
@@ -108,13 +121,6 @@ class DriftScenario(Scenario):
         )
         self.sender.start()
 
-    def load_finished(self) -> bool:
-        return self.sender is None or self.sender.finished
-
-    def stop_load(self) -> None:
-        if self.sender is not None:
-            self.sender.stop()
-
     def progress(self) -> str:
         return f"{self.sender.sent if self.sender else 0} drifted tickets sent"
 
@@ -132,7 +138,7 @@ class DriftScenario(Scenario):
 # ---------------------------------------------------------------------------------------- hallucination
 
 
-class HallucinationScenario(Scenario):
+class HallucinationScenario(PacedScenario):
     name = "hallucination"
     services = ("rag_api",)
 
@@ -166,13 +172,6 @@ class HallucinationScenario(Scenario):
             f"{lab.urls.rag}/chat", self._payloads(), rps=self.rps, count=self.num_queries, workers=2
         )
         self.sender.start()
-
-    def load_finished(self) -> bool:
-        return self.sender is None or self.sender.finished
-
-    def stop_load(self) -> None:
-        if self.sender is not None:
-            self.sender.stop()
 
     def progress(self) -> str:
         return f"{self.sender.sent if self.sender else 0}/{self.num_queries} questions sent"
