@@ -527,6 +527,45 @@ class NativeStack:
             if proc.poll() is not None:
                 raise StartupError(f"{name} exited with {proc.returncode}:\n{tail(self.log_path(name))}")
 
+    # crashes and restarts -----------------------------------------------------------------------------
+    def send_signal(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to `name`'s whole process group, e.g. SIGSTOP/SIGCONT: hung, then running again."""
+        _signal_group(self.procs[name], sig)
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 10.0) -> int:
+        """Send `sig` to `name`'s whole process group (SIGKILL: a crash, nothing shut down cleanly), wait
+        until it is gone and return its exit status. It stays in `procs`, dead, until `restart(name)`."""
+        self.send_signal(name, sig)
+        return self.procs[name].wait(timeout)
+
+    def restart(self, name: str, timeout: float = 60.0) -> float:
+        """Start `name` again from the plan (same ports, configuration and data directory) once it has
+        exited, and wait until it is healthy; returns the seconds that took.
+
+        Call it from a long-lived thread (the one that started the lab): the child gets SIGTERM when the
+        thread that spawned it ends (PR_SET_PDEATHSIG).
+        """
+        spec = next((p for p in self.plan.processes if p.name == name), None)
+        if spec is None:
+            raise KeyError(f"no process {name!r} in this lab: {[p.name for p in self.plan.processes]}")
+        old = self.procs.get(name)
+        if old is not None and old.poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {old.pid}): kill it first")
+        t0 = time.monotonic()
+        self._spawn(spec)
+        proc = self.procs[name]
+        while not (spec.optional or is_healthy(spec.health_url)):
+            if proc.poll() is not None:
+                raise StartupError(
+                    f"{name} exited with {proc.returncode} on restart:\n{tail(self.log_path(name))}"
+                )
+            if time.monotonic() - t0 > timeout:
+                raise StartupError(
+                    f"{name} not healthy {timeout:.0f}s after restart:\n{tail(self.log_path(name))}"
+                )
+            time.sleep(0.2)
+        return time.monotonic() - t0
+
     # queries ------------------------------------------------------------------------------------------
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant PromQL query's result vector (raises on a query error)."""

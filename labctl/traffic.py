@@ -60,7 +60,8 @@ def chat_payload(question: str) -> dict[str, Any]:
 class HealthyTraffic(threading.Thread):
     """Background healthy traffic at about `rate` requests/s (one in `chat_every` is a /chat).
 
-    `pause_ml` / `pause_chat` stop one kind while a test sends its own; `counts` tallies status codes.
+    `pause_ml` / `pause_chat` stop one kind while a test sends its own (`wait_idle()` then waits for the
+    request in flight); `counts` tallies status codes.
     """
 
     def __init__(
@@ -78,6 +79,14 @@ class HealthyTraffic(threading.Thread):
         self.pause_ml = threading.Event()
         self.pause_chat = threading.Event()
         self._halt = threading.Event()
+        self._busy = threading.Lock()  # held for each request, pause flags checked inside
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """After pausing: wait until no request of this thread is in flight (False after `timeout` s)."""
+        if not self._busy.acquire(timeout=timeout):
+            return False
+        self._busy.release()
+        return True
 
     def stop(self) -> None:
         self._halt.set()
@@ -89,17 +98,18 @@ class HealthyTraffic(threading.Thread):
                 if self._halt.is_set():
                     return
                 started = time.monotonic()
-                try:
-                    if i % self.chat_every == self.chat_every - 1:
-                        if not self.pause_chat.is_set():
-                            q = self.random.choice(self.questions)
-                            r = client.post(f"{self.rag_url}/chat", json=chat_payload(q))
-                            self.counts[f"chat {r.status_code}"] += 1
-                    elif not self.pause_ml.is_set():
-                        r = client.post(f"{self.ml_url}/predict", json=next(self.tickets))
-                        self.counts[f"predict {r.status_code}"] += 1
-                except httpx.HTTPError as exc:
-                    self.counts[f"error {type(exc).__name__}"] += 1
+                with self._busy:
+                    try:
+                        if i % self.chat_every == self.chat_every - 1:
+                            if not self.pause_chat.is_set():
+                                q = self.random.choice(self.questions)
+                                r = client.post(f"{self.rag_url}/chat", json=chat_payload(q))
+                                self.counts[f"chat {r.status_code}"] += 1
+                        elif not self.pause_ml.is_set():
+                            r = client.post(f"{self.ml_url}/predict", json=next(self.tickets))
+                            self.counts[f"predict {r.status_code}"] += 1
+                    except httpx.HTTPError as exc:
+                        self.counts[f"error {type(exc).__name__}"] += 1
                 self._halt.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 

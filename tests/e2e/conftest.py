@@ -6,7 +6,8 @@ cut to E2E_MAX_FOR seconds (the promtool tests cover the real durations). Health
 background for the whole session; tests pause the part they replace with their own.
 
 Test files run in name order: test_alerts_e2e.py first (its first test is the healthy-silence check, which
-needs a lab no fault has touched), then test_dashboards_live.py.
+needs a lab no fault has touched), then test_dashboards_live.py, then test_monitoring_down.py (it hangs, kills
+and restarts Prometheus and Alertmanager, and leaves both healthy again).
 """
 
 from __future__ import annotations
