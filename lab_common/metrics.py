@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -66,22 +68,56 @@ def route_template(scope: Scope) -> str:
     return getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
 
 
-class RequestMetricsMiddleware:
-    """Pure ASGI middleware: cheaper than BaseHTTPMiddleware on the hot path."""
+class BodyTooLarge(HTTPException):
+    """Raised by the limited `receive` when a streamed body passes the limit: the app's HTTPException
+    handler answers 413 (an ordinary exception would become FastAPI's 400 "error parsing the body")."""
 
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI middleware: request metrics and, with `max_body_bytes`, the body-size limit (413).
+
+    One layer for both: every stacked layer costs a coroutine and wrapped send/receive callables on every
+    request. Requests with a Content-Length are judged by it (HTTP framing means the server never hands
+    the app more), so only bodies without one, chunked ones, get a counting `receive`.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics, max_body_bytes: int | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
         self._skip = {"/metrics"}
         # labels() costs a lock and a dict lookup per call; the label sets are bounded, so keep the children.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._skip:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
         start = time.perf_counter()
+        limit = self.max_body_bytes
+        too_large = False
+        if limit is not None:
+            length = None
+            chunked = False
+            for key, value in scope["headers"]:
+                if key == b"content-length":
+                    length = value
+                elif key == b"transfer-encoding":
+                    chunked = True
+            if length is None or chunked or not length.isdigit():
+                receive = _limited_receive(receive, limit)
+            elif int(length) > limit:
+                too_large = True
+        if scope["path"] in self._skip:
+            if too_large:
+                await _too_large(limit)(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        status = 0  # until the response starts; a request that never answers counts as a 500
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -90,22 +126,51 @@ class RequestMetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            if too_large:
+                await _too_large(limit)(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, receive, send_wrapper)
+        except BodyTooLarge as exc:
+            # Only without an HTTPException handler inside (FastAPI always has one): answer it here.
+            if status:
+                raise
+            await JSONResponse({"detail": exc.detail}, status_code=413)(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - start
-            endpoint = route_template(scope)
-            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
-            key = (endpoint, method, status)
-            children = self._children.get(key)
-            if children is None:
-                children = (
-                    self.metrics.requests.labels(endpoint, method, str(status)),
-                    # Latency observations are folded in at scrape time, like the services' own.
-                    DeferredHistogram(self.metrics.duration.labels(endpoint, method)),
-                )
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe(elapsed)
+            self.record(scope, status or 500, time.perf_counter() - start)
+
+    def record(self, scope: Scope, status: int, elapsed: float) -> None:
+        endpoint = route_template(scope)
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+        key = (endpoint, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(endpoint, method, str(status)),
+                # Latency observations are folded in at scrape time, like the services' own.
+                DeferredHistogram(self.metrics.duration.labels(endpoint, method)),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
+
+
+def _limited_receive(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return limited_receive
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
 
 
 class DeferredHistogram:
@@ -132,19 +197,50 @@ class DeferredHistogram:
         with self._flush_lock:
             pending = self._pending
             values = np.fromiter((pending.popleft() for _ in range(len(pending))), dtype=float)
-            if values.size == 0:
+            _fold(self.histogram, self._bounds, values)
+
+
+class DeferredHistograms:
+    """Several histograms observed together, one value each per event (say, every input of a prediction):
+    one deque append of a tuple on the hot path instead of one per histogram. Flushed like
+    `DeferredHistogram`. Give it unlabelled histograms or labelled children."""
+
+    def __init__(self, histograms: Sequence[Histogram], max_pending: int = 200_000) -> None:
+        self.histograms = tuple(histograms)
+        self._bounds = [np.asarray(h._upper_bounds, dtype=float) for h in self.histograms]
+        self._pending: deque[tuple[float, ...]] = deque(maxlen=max_pending)
+        self._flush_lock = threading.Lock()
+        _DEFERRED.append(self)
+        _start_background_flush()
+
+    def observe(self, values: tuple[float, ...]) -> None:
+        """`values` in the order of `histograms`."""
+        self._pending.append(values)
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            pending = self._pending
+            rows = [pending.popleft() for _ in range(len(pending))]
+            if not rows:
                 return
-            # The bucket an observation lands in is the first bound >= it, as in Histogram.observe.
-            counts = np.bincount(
-                np.searchsorted(self._bounds, values, side="left"), minlength=len(self._bounds)
-            )
-            for bucket, count in zip(self.histogram._buckets, counts.tolist(), strict=True):
-                if count:
-                    bucket.inc(count)
-            self.histogram._sum.inc(float(values.sum()))
+            matrix = np.array(rows, dtype=float).reshape(len(rows), len(self.histograms))
+            for histogram, bounds, column in zip(self.histograms, self._bounds, matrix.T, strict=True):
+                _fold(histogram, bounds, column)
 
 
-_DEFERRED: list[DeferredHistogram] = []
+def _fold(histogram: Histogram, bounds: np.ndarray, values: np.ndarray) -> None:
+    """Add many observations to a prometheus Histogram at once."""
+    if values.size == 0:
+        return
+    # The bucket an observation lands in is the first bound >= it, as in Histogram.observe.
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for bucket, count in zip(histogram._buckets, counts.tolist(), strict=True):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(float(values.sum()))
+
+
+_DEFERRED: list[DeferredHistogram | DeferredHistograms] = []
 FLUSH_INTERVAL_SECONDS = 5.0
 _flusher_pid: int | None = None
 

@@ -44,6 +44,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -303,6 +304,10 @@ class DriftWindow:
         self.max_age_seconds = max_age_seconds
         self._rows: deque[tuple[float, tuple[float, ...], str | None]] = deque(maxlen=max_size)
         self._lock = threading.Lock()
+        # The row's values in column order, in C (snapshot makes them floats); itemgetter of one key
+        # returns the value itself, not a 1-tuple.
+        getter = itemgetter(*self.columns)
+        self._values = getter if len(self.columns) > 1 else lambda row: (getter(row),)
 
     def _expire(self, now: float) -> None:
         cutoff = now - self.max_age_seconds
@@ -313,10 +318,12 @@ class DriftWindow:
     def add(self, row: Mapping[str, float], prediction: str | None = None, now: float | None = None) -> None:
         """O(1) amortised: called on the request path."""
         ts = time.monotonic() if now is None else now
-        values = tuple(float(row[c]) for c in self.columns)
+        values = self._values(row)
         with self._lock:
-            self._expire(ts)
-            self._rows.append((ts, values, prediction))
+            rows = self._rows
+            if rows and rows[0][0] < ts - self.max_age_seconds:
+                self._expire(ts)
+            rows.append((ts, values, prediction))
 
     def snapshot(self, now: float | None = None) -> tuple[pd.DataFrame, list[str]]:
         """(rows, predictions of the rows that carried one); expired rows are dropped first."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
@@ -24,7 +25,7 @@ from prometheus_client.metrics_core import Metric
 from lab_common.metrics import (
     LATENCY_BUCKETS,
     SCORE_BUCKETS,
-    DeferredHistogram,
+    DeferredHistograms,
     multiprocess_dir,
     request_metrics,
 )
@@ -156,17 +157,15 @@ for _g in (DRIFTED_FEATURES_RATIO, DATASET_DRIFT_DETECTED, PREDICTION_DRIFT_SCOR
 
 
 # --- updates (kept here so the app and the drift loop never touch metric objects directly) --------------
-# Five observations per ticket: deferred to the scrape (and the drift loop), one append each on the hot path.
-_FEATURE_OBSERVERS = tuple((f, DeferredHistogram(FEATURE_HISTOGRAMS[f]).observe) for f in FEATURES)
-_observe_confidence = DeferredHistogram(CONFIDENCE).observe
+# Five observations per ticket: deferred to the scrape (and a background flush), one append on the hot path.
+_feature_values = itemgetter(*FEATURES)
+_deferred_inputs = DeferredHistograms([*(FEATURE_HISTOGRAMS[f] for f in FEATURES), CONFIDENCE])
 
 
 def observe_prediction(ticket: Mapping[str, float], severity: str, confidence: float) -> None:
     """Per accepted ticket: its features, its class and its confidence (cheap: on the request path)."""
-    for name, observe in _FEATURE_OBSERVERS:
-        observe(ticket[name])
+    _deferred_inputs.observe((*_feature_values(ticket), confidence))
     PREDICTIONS_BY_CLASS[severity].inc()
-    _observe_confidence(confidence)
 
 
 def publish_model(version: str, trained_at: str, accuracy: float, macro_f1: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -214,6 +215,41 @@ def test_batch_limits(client: TestClient) -> None:
     r = client.post("/predict/batch", json={"tickets": bad})
     assert r.status_code == 422
     assert r.json()["detail"][0]["field"] == "tickets.5.customer_tier"
+
+
+def test_oversized_bodies_are_413_and_counted(model_dir: Path) -> None:
+    """Judged by Content-Length before the app runs, or while streaming a body that has none (chunked)."""
+    big = json.dumps({"tickets": [GOOD] * 40}).encode()
+    small = json.dumps({"tickets": [GOOD] * 3}).encode()
+    assert len(small) < 2048 < len(big)
+
+    def chunks(body: bytes) -> Iterator[bytes]:  # a generator body is sent chunked, without Content-Length
+        for i in range(0, len(body), 500):
+            yield body[i : i + 500]
+
+    with make_client(model_dir, max_body_bytes=2048) as client:
+        before = scrape(client)
+        r = client.post("/predict/batch", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert r.json() == {"detail": "request body larger than 2048 bytes"}
+        r = client.post("/predict/batch", content=chunks(big), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert r.json() == {"detail": "request body larger than 2048 bytes"}
+        # under the limit, with or without Content-Length, the request goes through
+        r = client.post("/predict/batch", content=small, headers={"content-type": "application/json"})
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+        r = client.post("/predict/batch", content=chunks(small), headers={"content-type": "application/json"})
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+        assert client.get("/drift/status").json()["window_size"] == 6  # the refused ones never entered
+        after = scrape(client)
+    # by Content-Length: refused before routing ("other"); streamed: the route had matched
+    for endpoint in ("other", "/predict/batch"):
+        labels = {"endpoint": endpoint, "method": "POST", "status": "413"}
+        counted = sample_value(after, "ml_http_requests_total", **labels)
+        assert counted == (sample_value(before, "ml_http_requests_total", **labels) or 0.0) + 1, endpoint
+    ok = {"endpoint": "/predict/batch", "method": "POST", "status": "200"}
+    ok_before = sample_value(before, "ml_http_requests_total", **ok) or 0.0
+    assert sample_value(after, "ml_http_requests_total", **ok) == ok_before + 2
 
 
 def test_rejected_requests_never_enter_the_window(client: TestClient) -> None:
