@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,21 @@ class RetrievedChunk:
     index: int
     text: str
     distance: float
+
+    @classmethod
+    def from_chroma(
+        cls, chunk_id: str, document: str | None, meta: Mapping[str, Any], distance: float = 0.0
+    ) -> RetrievedChunk:
+        """One row of a Chroma query or get result (metadata as `ChunkRecord.metadata` wrote it)."""
+        return cls(
+            id=chunk_id,
+            article_id=str(meta.get("article_id", "")),
+            title=str(meta.get("title", "")),
+            category=str(meta.get("category", "")),
+            index=int(meta.get("chunk", 0)),
+            text=document or "",
+            distance=float(distance),
+        )
 
 
 def _clean_inline(text: str) -> str:
@@ -297,15 +313,7 @@ class KnowledgeStore:
         metadatas = result["metadatas"][0]
         distances = result["distances"][0]
         return [
-            RetrievedChunk(
-                id=chunk_id,
-                article_id=str(meta.get("article_id", "")),
-                title=str(meta.get("title", "")),
-                category=str(meta.get("category", "")),
-                index=int(meta.get("chunk", 0)),
-                text=document or "",
-                distance=float(distance),
-            )
+            RetrievedChunk.from_chroma(chunk_id, document, meta, distance)
             for chunk_id, document, meta, distance in zip(ids, documents, metadatas, distances, strict=True)
         ]
 
@@ -315,15 +323,7 @@ class KnowledgeStore:
             if self._corpus is None:
                 result = self._call(lambda c: c.get(include=["documents", "metadatas"]))
                 self._corpus = [
-                    RetrievedChunk(
-                        id=chunk_id,
-                        article_id=str(meta.get("article_id", "")),
-                        title=str(meta.get("title", "")),
-                        category=str(meta.get("category", "")),
-                        index=int(meta.get("chunk", 0)),
-                        text=document or "",
-                        distance=0.0,
-                    )
+                    RetrievedChunk.from_chroma(chunk_id, document, meta)
                     for chunk_id, document, meta in zip(
                         result["ids"], result["documents"], result["metadatas"], strict=True
                     )

@@ -201,7 +201,29 @@ def latency_expectations(delay_ms: float, services: list[str]) -> list[Expected]
     return found
 
 
-class LatencyScenario(Scenario):
+class LocustScenario(Scenario):
+    """A scenario whose load is one Locust run, started after the fault is injected (`inject`)."""
+
+    locust: LocustRun
+    started = False
+
+    def inject(self, lab: Lab, hold: float) -> None:
+        """The fault, if any, lasting at least `hold` seconds."""
+
+    def start(self, lab: Lab, hold: float) -> None:
+        self.inject(lab, hold)
+        self.locust.start()
+        self.started = True
+
+    def load_finished(self) -> bool:
+        return self.locust.finished
+
+    def stop_load(self) -> None:
+        if self.started:
+            self.locust.stop()
+
+
+class LatencyScenario(LocustScenario):
     name = "latency"
 
     def __init__(
@@ -228,20 +250,10 @@ class LatencyScenario(Scenario):
             rag_url=rag_url,
             env={"SIM_WAIT_MIN": "0.1", "SIM_WAIT_MAX": "0.5"},
         )
-        self.started = False
 
-    def start(self, lab: Lab, hold: float) -> None:
+    def inject(self, lab: Lab, hold: float) -> None:
         for service in self.services:
             lab.inject(service, "latency", self.duration + hold, delay_ms=self.delay_ms)
-        self.locust.start()
-        self.started = True
-
-    def load_finished(self) -> bool:
-        return self.locust.finished
-
-    def stop_load(self) -> None:
-        if self.started:
-            self.locust.stop()
 
     def progress(self) -> str:
         return f"Locust burst: {self.burst_size} users"
@@ -272,7 +284,7 @@ def _locust_lines(run: LocustRun) -> list[str]:
 # ---------------------------------------------------------------------------------------------- traffic
 
 
-class TrafficScenario(Scenario):
+class TrafficScenario(LocustScenario):
     name = "traffic"
     services = ("ml_api", "rag_api")
 
@@ -283,18 +295,6 @@ class TrafficScenario(Scenario):
         self.locust = LocustRun(
             ["MLUser", "RAGUser"], users=users, duration=duration, ml_url=ml_url, rag_url=rag_url
         )
-        self.started = False
-
-    def start(self, lab: Lab, hold: float) -> None:
-        self.locust.start()
-        self.started = True
-
-    def load_finished(self) -> bool:
-        return self.locust.finished
-
-    def stop_load(self) -> None:
-        if self.started:
-            self.locust.stop()
 
     def progress(self) -> str:
         return f"Locust: {self.users} healthy users"
