@@ -4,13 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools lab status stop demo test lint fmt clean
+.PHONY: help setup tools lab status stop demo test generate lint fmt clean
 
 help:
 	@echo "make lab     run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
 	@echo "make status  what is up and where to look"
 	@echo "make demo    bring the lab up, run every fault simulation, print the report"
 	@echo "make test    run the test suite (CI runs exactly this)"
+	@echo "make generate  render alert rules, docs tables (and dashboards) from the monitoring contract"
 	@echo "make lint / fmt / clean"
 
 setup: $(STAMP)
@@ -40,6 +41,9 @@ demo: setup tools
 
 test: setup tools
 	$(BIN)/pytest
+
+generate: setup
+	$(BIN)/python -m monitoring.generate
 
 lint: setup
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from monitoring.contract import threshold
 from simulations.data import drifted_tickets, feature_names, question_mix
 from simulations.lab import Lab, LabError
 from simulations.load import LocustRun, PacedSender
@@ -28,18 +29,17 @@ def _quantile(q: float, metric: str, selector: str = "") -> str:
     return f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{sel}[1m])))"
 
 
-# Latency thresholds of prometheus/rules/alerts.yml (tests/test_simulations.py checks they still match), so
-# that `latency` knows which alert its --delay-ms raises. A critical mutes the warning of its family
-# (p99 mutes p90).
+# Which latency alert a --delay-ms raises, highest threshold first (from the monitoring contract). A critical
+# mutes the warning of its family (p99 mutes p90).
 LATENCY_RULES: dict[str, list[tuple[float, Expected]]] = {
     "ml_api": [
-        (1.0, Expected("MLHighLatencyP99", "ml_api", "ML p99 latency (s)",
+        (threshold("MLHighLatencyP99"), Expected("MLHighLatencyP99", "ml_api", "ML p99 latency (s)",
                        _quantile(0.99, "ml_http_request_duration_seconds", ML_PREDICT))),
-        (0.25, Expected("MLHighLatencyP90", "ml_api", "ML p90 latency (s)",
+        (threshold("MLHighLatencyP90"), Expected("MLHighLatencyP90", "ml_api", "ML p90 latency (s)",
                         _quantile(0.9, "ml_http_request_duration_seconds", ML_PREDICT))),
     ],
     "rag_api": [
-        (2.0, Expected("LLMHighLatency", "rag_api", "/chat p90 latency (s)",
+        (threshold("LLMHighLatency"), Expected("LLMHighLatency", "rag_api", "/chat p90 latency (s)",
                        _quantile(0.9, "rag_http_request_duration_seconds", 'endpoint="/chat"'))),
     ],
 }  # fmt: skip
@@ -194,8 +194,8 @@ def latency_expectations(delay_ms: float, services: list[str]) -> list[Expected]
     """The alert each service's latency fault of `delay_ms` raises: the highest threshold it exceeds."""
     found = []
     for service in services:
-        for threshold, expected in LATENCY_RULES[service]:
-            if delay_ms / 1000.0 > threshold:
+        for seconds, expected in LATENCY_RULES[service]:
+            if delay_ms / 1000.0 > seconds:
                 found.append(expected)
                 break
     return found

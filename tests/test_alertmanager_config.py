@@ -322,7 +322,7 @@ def alert(name: str, service: str, severity: str, family: str, ends_in: float = 
         "annotations": {
             "summary": f"{name} on {service}",
             "description": f"{name} measured value 42",
-            "runbook_url": f"https://github.com/observability-lab/observability-lab/blob/main/docs/runbooks.md#{name.lower()}",
+            "runbook_url": f"http://localhost:9099/runbooks#{name.lower()}",
             "dashboard_url": "http://localhost:3000/d/ml-service",
         },
         "startsAt": (now - timedelta(seconds=45)).isoformat(),  # like Prometheus: pending since `for` ago
@@ -382,7 +382,7 @@ def test_routing_inhibition_and_resolution_with_a_real_alertmanager(lab: Lab) ->
     assert payload["title"] == "[FIRING:1] MLHighLatencyP99 (ml_api critical)"
     assert payload["color"] == "danger"
     assert "MLHighLatencyP99 measured value 42" in payload["text"]
-    assert "docs/runbooks.md#mlhighlatencyp99|Runbook>" in payload["text"]
+    assert "/runbooks#mlhighlatencyp99|Runbook>" in payload["text"]
     assert slack_p99["slack_channel"] == "#observability-lab"
     email = lab.wait_for("email", lambda n: "MLHighLatencyP99" in n["alerts"])[0]
     assert email["subject"] == "[FIRING:1] MLHighLatencyP99 (ml_api critical)"

@@ -632,18 +632,3 @@ def _alert_table(path: Path, columns: int) -> dict[str, list[str]]:
         if line.startswith("| `") and name and len(cells) >= columns:
             rows.setdefault(name.group(1), cells)
     return rows
-
-
-def test_profiles_copy_the_production_like_values_of_alerts_md(facts: Facts) -> None:
-    """profiles.md repeats alerts.md's `for`/threshold columns: both must say the same, for every alert."""
-    alerts = _alert_table(ROOT / "docs" / "alerts.md", 9)
-    profiles = _alert_table(ROOT / "docs" / "profiles.md", 4)
-    assert set(alerts) == facts.alerts, "docs/alerts.md must table every alert of alerts.yml"
-    problems = []
-    for name, cells in alerts.items():
-        # alerts.md: name, severity, family, expression, threshold/for (lab), threshold/for (production-like)
-        expected = [cells[5], cells[6], cells[7]]
-        got = profiles.get(name, [])[1:4]
-        if got != expected:
-            problems.append(f"{name}: profiles.md has {got}, alerts.md has {expected}")
-    assert not problems, _report(problems)

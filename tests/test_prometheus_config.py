@@ -24,7 +24,8 @@ PROM = ROOT / "prometheus"
 ALERTS_FILE = PROM / "rules" / "alerts.yml"
 RECORDING_FILE = PROM / "rules" / "recording.yml"
 TEST_FILES = sorted((PROM / "tests").glob("*.yml"))
-RUNBOOK_BASE = "https://github.com/observability-lab/observability-lab/blob/main/docs/runbooks.md#"
+PRODUCTION_ALERTS_FILE = PROM / "profiles" / "production" / "rules" / "alerts.yml"
+RUNBOOK_BASE = "http://localhost:9099/runbooks#"
 DASHBOARDS = {f"http://localhost:3000/d/{uid}" for uid in ("ml-service", "llm-quality", "pipeline-health")}
 REQUIRED_ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
 # `up == 0` has no value worth printing (it is 0); its description names the target instead.
@@ -53,8 +54,8 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def alert_rules() -> dict[str, dict]:
-    groups = yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+def alert_rules(path: Path = ALERTS_FILE) -> dict[str, dict]:
+    groups = yaml.safe_load(path.read_text())["groups"]
     return {rule["alert"]: rule for group in groups for rule in group["rules"]}
 
 
@@ -87,9 +88,10 @@ def test_promtool_check_config_from_another_directory(tmp_path: Path) -> None:
 
 
 def test_promtool_check_rules_lint_clean() -> None:
-    result = run(tool("promtool"), "check", "rules", str(ALERTS_FILE), str(RECORDING_FILE))
+    files = (ALERTS_FILE, RECORDING_FILE, PRODUCTION_ALERTS_FILE)
+    result = run(tool("promtool"), "check", "rules", *map(str, files))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == 2
+    assert result.stdout.count("SUCCESS") == len(files)
 
 
 def test_promtool_unit_tests_pass() -> None:
@@ -218,10 +220,11 @@ def test_every_alert_has_required_labels_and_annotations() -> None:
         assert 30 <= duration_seconds(rule.get("for", "0s")) <= 60, f"{name}: lab `for` is 30s-1m"
 
 
-def test_warnings_wait_longer_than_the_criticals_that_mute_them() -> None:
+@pytest.mark.parametrize("path", [ALERTS_FILE, PRODUCTION_ALERTS_FILE], ids=["lab", "production"])
+def test_warnings_wait_longer_than_the_criticals_that_mute_them(path: Path) -> None:
     """Alertmanager flushes a new group at once (startsAt is older than group_wait after `for`): a warning
     must reach it after the critical of its family, or it can slip past the inhibition."""
-    rules = alert_rules()
+    rules = alert_rules(path)
     for family in {r["labels"]["family"] for r in rules.values()}:
         members = [r for r in rules.values() if r["labels"]["family"] == family]
         critical = [duration_seconds(r["for"]) for r in members if r["labels"]["severity"] == "critical"]
@@ -306,41 +309,3 @@ def test_every_alert_has_a_runbook_section() -> None:
         body = sections[name]
         assert "```promql" in body, f"runbook {name}: how to confirm (PromQL)"
         assert re.search(r"what to do", body, flags=re.I), f"runbook {name}: what to do"
-
-
-def alerts_table() -> dict[str, dict[str, str]]:
-    rows = {}
-    lines = (ROOT / "docs" / "alerts.md").read_text().splitlines()
-    header: list[str] = []
-    for line in lines:
-        if not line.startswith("|"):
-            header = [] if not line.strip() else header
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if not header:
-            header = [c.lower() for c in cells]
-            continue
-        if set(cells[0]) <= set("-: "):
-            continue
-        match = re.fullmatch(r"`(\w+)`", cells[0])
-        if match and "threshold (lab)" in header:
-            rows[match.group(1)] = dict(zip(header, cells, strict=False))
-    return rows
-
-
-def test_alerts_table_agrees_with_the_rules() -> None:
-    """docs/alerts.md is THE place for thresholds: its lab column must be what the rules really use."""
-    rules, table = alert_rules(), alerts_table()
-    assert set(table) == set(rules), set(rules) ^ set(table)
-    for name, row in table.items():
-        rule = rules[name]
-        # The alert's condition is the first comparison of its expression; later ones are traffic guards.
-        first = re.search(r"(==|!=|>=|<=|>|<)\s*([0-9.]+)", rule["expr"])
-        assert first, name
-        threshold = row["threshold (lab)"].strip("`")
-        assert threshold == f"{first.group(1)} {first.group(2)}", (
-            f"{name}: table {threshold!r}, rule {rule['expr']!r}"
-        )
-        assert row["for (lab)"].strip("`") == rule.get("for", "0s"), name
-        assert row["severity"] == rule["labels"]["severity"], name
-        assert row["threshold (production-like)"] and row["trigger in the lab"], name

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import yaml
 
 from labctl.config import ROOT, free_ports
 from labctl.stack import MissingTools, NativeStack, monitoring_binaries
 from simulations.data import drifted_tickets, reference_stats
-from simulations.scenarios import LATENCY_RULES, latency_expectations
+from simulations.scenarios import latency_expectations
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -87,16 +86,7 @@ def test_an_unreachable_lab_exits_2_with_a_hint() -> None:
     assert "make lab" in r.stderr, r.stderr
 
 
-def test_latency_thresholds_match_the_rules() -> None:
-    rules = {}
-    for path in (ROOT / "prometheus" / "rules").glob("*.yml"):
-        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
-            rules.update({r["alert"]: r["expr"] for r in group["rules"] if "alert" in r})
-    for service, table in LATENCY_RULES.items():
-        for threshold, expected in table:
-            assert expected.service == service
-            expr = " ".join(rules[expected.alert].split())
-            assert re.search(rf"> {threshold:g}\b", expr), f"{expected.alert}: no '> {threshold:g}' in {expr}"
+def test_latency_expectations_pick_the_alert_a_delay_raises() -> None:
     assert [e.alert for e in latency_expectations(1500, ["ml_api", "rag_api"])] == ["MLHighLatencyP99"]
     assert [e.alert for e in latency_expectations(500, ["ml_api"])] == ["MLHighLatencyP90"]
     assert [e.alert for e in latency_expectations(2500, ["rag_api"])] == ["LLMHighLatency"]

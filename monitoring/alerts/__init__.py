@@ -1,0 +1,7 @@
+"""The registry: every alert of the lab, one module per area. A new area = a module + one line here."""
+
+from __future__ import annotations
+
+from monitoring.alerts import lab, llm, ml
+
+ALERTS = [*ml.ALERTS, *llm.ALERTS, *lab.ALERTS]
