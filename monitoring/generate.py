@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitoring import kubernetes as k8s
 from monitoring.alerts import ALERTS
 from monitoring.render import alerts_table, render_rules
 
@@ -41,6 +42,22 @@ TARGETS: dict[str, Callable[[], str] | Block] = {
     "prometheus/profiles/production/rules/alerts.yml": lambda: render_rules(ALERTS, "production"),
     "docs/alerts.md": Block("alerts-table", lambda: alerts_table(ALERTS)),
 }
+K8S = "deploy/kubernetes"
+
+
+def _read(path: Path) -> str:
+    """A source file as `make generate` leaves it: generated paths rendered afresh, others from disk."""
+    key = path.as_posix()
+    return expected(key) if key in TARGETS else (ROOT / path).read_text(encoding="utf-8")
+
+
+TARGETS.update({
+    f"{K8S}/overlays/lab/prometheusrule.yaml": lambda: k8s.prometheus_rule("lab", _read),
+    f"{K8S}/overlays/production/prometheusrule.yaml": lambda: k8s.prometheus_rule("production", _read),
+    f"{K8S}/base/alertmanagerconfig.yaml": lambda: k8s.alertmanager_config(_read),
+    f"{K8S}/base/alertmanager-templates.yaml": lambda: k8s.alertmanager_templates(_read),
+    f"{K8S}/base/dashboards.yaml": lambda: k8s.dashboard_configmaps(_read),
+})  # fmt: skip
 
 
 def expected(path: str, root: Path = ROOT) -> str:

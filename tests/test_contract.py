@@ -30,7 +30,11 @@ def test_a_changed_contract_makes_the_committed_files_stale(tmp_path: Path, monk
     assert generate.stale(tmp_path) == []
     changed = [*ALERTS[:-1], replace(ALERTS[-1], for_=P("59s"))]
     monkeypatch.setitem(generate.TARGETS, "prometheus/rules/alerts.yml", lambda: render_rules(changed))
-    assert generate.stale(tmp_path) == ["prometheus/rules/alerts.yml"]
+    # The rule file and the cluster's copy of it both follow the contract.
+    assert generate.stale(tmp_path) == [
+        "prometheus/rules/alerts.yml",
+        "deploy/kubernetes/overlays/lab/prometheusrule.yaml",
+    ]
 
 
 def test_names_are_unique_and_lookups_read_the_profile() -> None:
@@ -81,3 +85,13 @@ def test_links_follow_one_pattern_each_and_fall_back_to_prometheus() -> None:
     rendered = yaml.safe_load(render_rules(ALERTS, links=links))
     urls = {r["annotations"]["dashboard_url"] for g in rendered["groups"] for r in g["rules"]}
     assert all(u.startswith("http://127.0.0.1:19090/classic/graph?g0.expr=") for u in urls)
+
+
+def test_rule_group_names_are_unique_across_rule_files() -> None:
+    """A PrometheusRule (and any single rule file) holding every group rejects a repeated group name."""
+    names = [
+        group["name"]
+        for path in sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+    ]
+    assert len(names) == len(set(names)), names

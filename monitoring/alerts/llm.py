@@ -8,7 +8,7 @@ from monitoring.contract import Alert, P
 ALERTS = [
     Alert(
         name="LLMHallucinationHigh",
-        group="llm_quality",
+        group="llm_service",
         service="rag_api",
         family="quality",
         severity="critical",
@@ -31,7 +31,7 @@ ALERTS = [
     ),
     Alert(
         name="LLMGroundednessLow",
-        group="llm_quality",
+        group="llm_service",
         service="rag_api",
         family="quality",
         severity="warning",
@@ -55,7 +55,7 @@ ALERTS = [
     ),
     Alert(
         name="LLMRelevanceLow",
-        group="llm_quality",
+        group="llm_service",
         service="rag_api",
         family="quality",
         severity="warning",
@@ -82,7 +82,7 @@ ALERTS = [
     ),
     Alert(
         name="LLMEmbeddingDrift",
-        group="llm_quality",
+        group="llm_service",
         service="rag_api",
         family="drift",
         severity="warning",
@@ -101,7 +101,7 @@ ALERTS = [
     ),
     Alert(
         name="LLMHighLatency",
-        group="llm_quality",
+        group="llm_service",
         service="rag_api",
         family="latency",
         severity="warning",
@@ -121,7 +121,7 @@ ALERTS = [
     ),
     Alert(
         name="LLMEvaluationBacklog",
-        group="llm_quality",
+        group="llm_service",
         service="rag_api",
         family="evaluation",
         severity="warning",
@@ -144,7 +144,7 @@ ALERTS = [
     ),
     Alert(
         name="LLMEvaluationFailures",
-        group="llm_quality",
+        group="llm_service",
         service="rag_api",
         family="evaluation",
         severity="warning",
