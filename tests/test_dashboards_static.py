@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from dashboards import DASHBOARD_DIR, ROOT, grafana_queries, iter_panels, load_dashboards, raw_queries
+
+from grafana.builder import board, registry
+from grafana.builder.thresholds import Line, alert_views
 
 DS = {"type": "prometheus", "uid": "prometheus"}
 UIDS = {"ml-service", "llm-quality", "pipeline-health"}
@@ -37,17 +38,6 @@ quantile_over_time stddev_over_time stdvar_over_time last_over_time present_over
 # Aggregations, keywords and functions: never metric names even when followed by a space.
 PROMQL_WORDS = set(_PROMQL_WORDS_TEXT.split())
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-
-
-def load_builder():
-    spec = importlib.util.spec_from_file_location(
-        "build_dashboards", ROOT / "grafana" / "build_dashboards.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def contract_metrics() -> dict[str, str]:
@@ -96,14 +86,11 @@ def query_panels(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------ tests
 def test_committed_json_equals_the_builder_output() -> None:
-    builder = load_builder()
-    built = builder.build()
+    built = registry.build()
     assert set(built) == UIDS
     for uid, model in built.items():
         committed = (DASHBOARD_DIR / f"{uid}.json").read_text(encoding="utf-8")
-        assert committed == builder.render(model), (
-            f"{uid}.json is stale: run python grafana/build_dashboards.py"
-        )
+        assert committed == registry.render(model), f"{uid}.json is stale: run make dashboards"
     assert {p.stem for p in DASHBOARD_DIR.glob("*.json")} == UIDS
 
 
@@ -199,31 +186,37 @@ def test_feature_heatmaps_use_heatmap_format_over_buckets() -> None:
         assert panel["options"]["calculate"] is False
 
 
-def test_alert_thresholds_are_drawn_and_match_the_rules() -> None:
-    builder = load_builder()
-    drawn = {}
-    for model in load_dashboards().values():
-        for panel in query_panels(model):
-            steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
-            for step in steps:
-                if step["value"] is not None:
-                    drawn.setdefault(panel["title"], set()).add(step["value"])
-    values = {t.value for t in builder.THRESHOLDS.values()}
-    assert values <= {v for vs in drawn.values() for v in vs}
+def panel_steps(panel: dict[str, Any]) -> set[float]:
+    steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+    return {step["value"] for step in steps if step["value"] is not None}
 
-    alerts_path = ROOT / "prometheus" / "rules" / "alerts.yml"
-    if not alerts_path.exists():
-        pytest.skip("prometheus/rules/alerts.yml not written yet")
-    doc = yaml.safe_load(alerts_path.read_text(encoding="utf-8"))
+
+def test_each_alert_threshold_is_drawn_on_the_panel_its_definition_names() -> None:
+    models = load_dashboards()
+    views = [view for view in alert_views().values() if view.panel]
+    assert len(views) >= 10
+    for view in views:
+        panels = [p for p in query_panels(models[view.dashboard]) if p["title"] == view.panel]
+        assert len(panels) == 1, f"{view.name}: {view.dashboard} has no single panel {view.panel!r}"
+        assert view.value in panel_steps(panels[0]), f"{view.name}: {view.value} not drawn on {view.panel}"
+        assert f"`{view.name}` alert threshold ({view.value:g})" in panels[0]["description"]
+
+
+def test_an_alert_naming_a_panel_the_dashboard_lacks_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = {"No such panel": [Line(1, alert="SomeAlert")]}
+    monkeypatch.setattr(board, "panel_lines", lambda uid: dict(lines))
+    with pytest.raises(ValueError, match="No such panel"):
+        registry.build()
+
+
+def test_interim_alert_thresholds_match_the_rules() -> None:
+    """Until the monitoring contract renders alerts.yml, the dashboards' copy of its values must agree."""
+    doc = yaml.safe_load((ROOT / "prometheus" / "rules" / "alerts.yml").read_text(encoding="utf-8"))
     rules = {r["alert"]: str(r["expr"]) for g in doc["groups"] for r in g["rules"] if "alert" in r}
-    for key, threshold in builder.THRESHOLDS.items():
-        assert threshold.alert in rules, f"{key}: no alert {threshold.alert} in alerts.yml"
-        numbers = {
-            float(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?", rules[threshold.alert])
-        }
-        assert threshold.value in numbers, (
-            f"{key}: {threshold.value} not in {threshold.alert}: {rules[threshold.alert]}"
-        )
+    for view in alert_views().values():
+        assert view.name in rules, f"no alert {view.name} in alerts.yml"
+        numbers = {float(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?", rules[view.name])}
+        assert view.value in numbers, f"{view.value} not in {view.name}: {rules[view.name]}"
 
 
 def test_grafana_queries_are_concrete_and_valid_promql(tmp_path: Path) -> None:

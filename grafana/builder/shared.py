@@ -1,0 +1,63 @@
+"""Panels every service's dashboard has (rate, errors, duration: RED), written once for any service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .panels import RI, TimeSeries, quantiles, rate_by, target, timeseries
+
+# Probe and admin endpoints are left out of request ratios, as the recording rules do.
+NOT_PROBES = 'endpoint!~"/health|/ready|/metrics|/admin/.*"'
+
+
+@dataclass(frozen=True)
+class Service:
+    """A lab service as its metrics name it: `ml_api` exports `ml_http_requests_total`, ..."""
+
+    name: str
+    prefix: str
+
+    def metric(self, suffix: str) -> str:
+        return f"{self.prefix}_{suffix}"
+
+
+ML_API = Service("ml_api", "ml")
+RAG_API = Service("rag_api", "rag")
+
+
+def requests_by_status(service: Service, hint: str = "") -> TimeSeries:
+    return timeseries(
+        "Requests per second by endpoint and status",
+        f"Every HTTP request of {service.name} by route template and status.{hint}",
+        [rate_by(service.metric("http_requests_total"), "endpoint, status")],
+        unit="reqps",
+        stack=True,
+    )
+
+
+def error_ratio(service: Service, hint: str = "") -> TimeSeries:
+    requests = service.metric("http_requests_total")
+    return timeseries(
+        "5xx error ratio",
+        f"Share of {service.name} requests (probes and admin calls left out) answered with a 5xx status."
+        + hint,
+        [
+            target(
+                # `or vector(0)`: no 5xx yet is a ratio of 0, not a missing series.
+                f'(sum(rate({requests}{{status=~"5..", {NOT_PROBES}}}[{RI}])) or vector(0)) '
+                f"/ sum(rate({requests}{{{NOT_PROBES}}}[{RI}]))",
+                "5xx share",
+            )
+        ],
+        unit="percentunit",
+        minimum=0,
+    )
+
+
+def p90_by_endpoint(service: Service, hint: str = "") -> TimeSeries:
+    return timeseries(
+        "p90 latency by endpoint",
+        f"Which {service.name} route is slow: p90 per route template.{hint}",
+        quantiles(service.metric("http_request_duration_seconds"), (0.9,), by="endpoint"),
+        unit="s",
+    )
