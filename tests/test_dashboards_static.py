@@ -13,6 +13,7 @@ import yaml
 from dashboards import DASHBOARD_DIR, ROOT, grafana_queries, iter_panels, load_dashboards, raw_queries
 
 from grafana.builder import board, registry
+from grafana.builder.texts import Texts, parse
 from grafana.builder.thresholds import Line, alert_views
 
 DS = {"type": "prometheus", "uid": "prometheus"}
@@ -206,6 +207,40 @@ def test_an_alert_naming_a_panel_the_dashboard_lacks_fails_the_build(monkeypatch
     lines = {"No such panel": [Line(1, alert="SomeAlert")]}
     monkeypatch.setattr(board, "panel_lines", lambda uid: dict(lines))
     with pytest.raises(ValueError, match="No such panel"):
+        registry.build()
+
+
+def test_dashboard_texts_parse_into_title_description_and_panel_sections() -> None:
+    texts = parse(
+        "# Board\n\nWhat it shows,\nover two lines.\n\n## Panel A\n\nFirst line\nsecond.\n\n## B\nB.\n"
+    )
+    assert texts.title == "Board"
+    assert texts.description == "What it shows, over two lines."
+    assert texts.panels == {"Panel A": "First line second.", "B": "B."}
+    with pytest.raises(ValueError, match="twice"):
+        parse("## A\nx\n## A\ny\n")
+
+
+def edited_texts(monkeypatch: pytest.MonkeyPatch, edit) -> None:
+    """Make every dashboard's texts/<uid>.md read as `edit(panel texts)` for this test."""
+    real = board.texts
+
+    def patched(uid: str) -> Texts:
+        texts = real(uid)
+        return Texts(texts.title, texts.description, edit(dict(texts.panels)))
+
+    monkeypatch.setattr(board, "texts", patched)
+
+
+def test_words_for_a_panel_the_dashboard_lacks_fail_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    edited_texts(monkeypatch, lambda panels: {**panels, "Ghost panel": "Words for no panel."})
+    with pytest.raises(ValueError, match="Ghost panel"):
+        registry.build()
+
+
+def test_a_panel_without_words_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    edited_texts(monkeypatch, lambda panels: {k: v for k, v in panels.items() if k != "Triage latency"})
+    with pytest.raises(ValueError, match="Triage latency"):
         registry.build()
 
 

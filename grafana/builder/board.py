@@ -1,11 +1,11 @@
-"""A dashboard as the lab writes it (title, description, rows of panels) and its assembly with the SDK:
-rows and panels are placed by the SDK's own grid (`with_row` / `with_panel`), alert lines are drawn on the
-panels the alert definitions name, and every dashboard links to the others."""
+"""A dashboard as the lab writes it (rows of panels in code, its words in texts/<uid>.md) and its assembly
+with the SDK: rows and panels are placed by the SDK's own grid (`with_row` / `with_panel`), alert lines are
+drawn on the panels the alert definitions name, and every dashboard links to the others."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, DashboardLink, Row
@@ -13,7 +13,8 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .panels import DATASOURCE, FIRING, WithLines
-from .thresholds import panel_lines
+from .texts import Texts, texts
+from .thresholds import Line, panel_lines
 
 TAG = "observability-lab"
 
@@ -22,12 +23,24 @@ Panels = Callable[[], Sequence[Builder[dm.Panel]]]
 
 @dataclass(frozen=True)
 class Board:
-    """One dashboard: `rows` are (row title, function returning its panels), top to bottom."""
+    """One dashboard: `rows` are (row title, function returning its panels), top to bottom, added by
+    decorating the functions with `@BOARD.row(title)`. Its title and descriptions are in texts/<uid>.md."""
 
     uid: str
-    title: str
-    description: str
-    rows: Sequence[tuple[str, Panels]]
+    rows: list[tuple[str, Panels]] = field(default_factory=list)
+
+    def row(self, title: str) -> Callable[[Panels], Panels]:
+        """Decorator: the function's panels form the next row, under `title`."""
+
+        def add(panels: Panels) -> Panels:
+            self.rows.append((title, panels))
+            return panels
+
+        return add
+
+    @property
+    def texts(self) -> Texts:
+        return texts(self.uid)
 
 
 class PromAnnotation(dm.AnnotationQuery):
@@ -78,11 +91,11 @@ def built_in_annotations() -> dm.AnnotationQuery:
 
 def link_to(other: Board) -> DashboardLink:
     return (
-        DashboardLink(other.title)
+        DashboardLink(other.texts.title)
         .type(dm.DashboardLinkType.LINK)
         .url(f"/d/{other.uid}")
         .icon("dashboard")
-        .tooltip(f"Open the {other.title} dashboard")
+        .tooltip(f"Open the {other.texts.title} dashboard")
         .keep_time(True)
         .include_vars(False)
         .target_blank(False)
@@ -93,9 +106,9 @@ def link_to(other: Board) -> DashboardLink:
 
 def assemble(board: Board, others: Sequence[Board]) -> dm.Dashboard:
     dashboard = (
-        Dashboard(board.title)
+        Dashboard(board.texts.title)
         .uid(board.uid)
-        .description(board.description)
+        .description(board.texts.description)
         .tags([TAG])
         .timezone("browser")
         .editable()
@@ -109,16 +122,30 @@ def assemble(board: Board, others: Sequence[Board]) -> dm.Dashboard:
         .annotation(Plain(built_in_annotations()))
         .annotation(Plain(firing_alerts()))
     )
-    lines = panel_lines(board.uid)
+    words, lines = dict(board.texts.panels), panel_lines(board.uid)
     for row_title, panels in board.rows:
         dashboard.with_row(Row(row_title))
         for panel in panels():
-            if isinstance(panel, WithLines):
-                panel.draw_lines(lines.pop(panel.build().title or "", []))
+            describe(panel, words, lines, board.uid)
             dashboard.with_panel(panel)
-    if lines:
-        raise ValueError(f"alerts name panels {board.uid} lacks (or that cannot draw lines): {sorted(lines)}")
+    if lines or words:
+        raise ValueError(
+            f"{board.uid}: alerts name panels it lacks (or that cannot draw lines): {sorted(lines)}; "
+            f"texts/{board.uid}.md describes panels it lacks: {sorted(words)}"
+        )
     model = dashboard.build()
     for number, panel in enumerate(model.panels or [], start=1):
         panel.id_val = number
     return model
+
+
+def describe(panel: Builder[dm.Panel], words: dict[str, str], lines: dict[str, list[Line]], uid: str) -> None:
+    """Give a panel its description from the dashboard's texts (or its own) and its alerts' lines."""
+    title = panel.build().title or ""
+    description = words.pop(title, None) or panel.build().description
+    if not description:
+        raise ValueError(f"panel {title!r} has no description: add a `## {title}` section to texts/{uid}.md")
+    if isinstance(panel, WithLines):
+        panel.draw_lines(description, lines.pop(title, []))
+    else:
+        panel.description(description)  # type: ignore[attr-defined]

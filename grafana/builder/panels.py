@@ -7,7 +7,7 @@ Each function returns an SDK builder, so a dashboard module can still chain SDK 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import heatmap as heatmap_b
@@ -22,6 +22,8 @@ from grafana_foundation_sdk.models import heatmap as heatmap_m
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from .thresholds import Line
+
+P = TypeVar("P", bound=Any)  # an SDK panel builder
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="prometheus")
 RI = "$__rate_interval"
@@ -83,25 +85,22 @@ class WithLines:
     alert definitions have added the lines of the alerts that name this panel."""
 
     HOW = ""  # how the panel shows a threshold, for its description
-    _lines: list[Line]
-    _description: str
+    _lines: tuple[Line, ...] = ()
 
     def line(self, line: Line) -> Self:
-        self._lines = [*getattr(self, "_lines", []), line]
+        self._lines = (*self._lines, line)
         return self
 
-    def explain(self, description: str) -> Self:
-        self._description = description
-        return self
-
-    def draw_lines(self, extra: Sequence[Line] = ()) -> None:
-        lines = [*getattr(self, "_lines", []), *extra]
+    def draw_lines(self, description: str, extra: Sequence[Line] = ()) -> None:
+        """Set the description (naming each alert line) and the thresholds of every line."""
+        lines = [*self._lines, *extra]
         named = [t for t in lines if t.alert]
-        text = self._description
         if named:
-            text += f" {self.HOW}: " + ", ".join(f"`{t.alert}` alert threshold ({t.value:g})" for t in named)
-            text += "."
-        self.description(text).thresholds(steps(lines))  # type: ignore[attr-defined]
+            description += f" {self.HOW}: " + ", ".join(
+                f"`{t.alert}` alert threshold ({t.value:g})" for t in named
+            )
+            description += "."
+        self.description(description).thresholds(steps(lines))  # type: ignore[attr-defined]
         self.style(bool(lines))
 
     def style(self, has_lines: bool) -> None:
@@ -121,9 +120,14 @@ class Stat(WithLines, stat_b.Panel):
 
 
 # ----------------------------------------------------------------------------------------------- panels
+# Descriptions come from the dashboard's texts/<uid>.md, set when the dashboard is assembled.
+def start(panel: P, title: str, tgts: Sequence[Dataquery], width: int, height: int) -> P:
+    """What every panel sets: title, the datasource, its queries, its size on the grid."""
+    return panel.title(title).datasource(DATASOURCE).targets(list(tgts)).span(width).height(height)
+
+
 def timeseries(
     title: str,
-    description: str,
     tgts: Sequence[Dataquery],
     unit: str = "short",
     stack: bool = False,
@@ -131,14 +135,8 @@ def timeseries(
     maximum: float | None = None,
 ) -> TimeSeries:
     panel = (
-        TimeSeries()
-        .title(title)
-        .explain(description)
-        .datasource(DATASOURCE)
-        .targets(list(tgts))
+        start(TimeSeries(), title, tgts, width=8, height=8)
         .unit(unit)
-        .span(8)
-        .height(8)
         .color_scheme(FieldColor().mode(dm.FieldColorModeId.PALETTE_CLASSIC))
         .draw_style(common.GraphDrawStyle.LINE)
         .line_width(1)
@@ -171,24 +169,17 @@ def timeseries(
 
 def stat(
     title: str,
-    description: str,
     tgts: Sequence[Dataquery],
     unit: str = "short",
     mappings: Sequence[dm.ValueMapping] = (),
     decimals: int | None = None,
 ) -> Stat:
     panel = (
-        Stat()
-        .title(title)
-        .explain(description)
-        .datasource(DATASOURCE)
-        .targets(list(tgts))
-        .unit(unit)
-        .span(4)
-        .height(5)
-        .color_scheme(FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
-        .mappings(list(mappings))
+        start(Stat(), title, tgts, width=4, height=5)
         .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        .mappings(list(mappings))
+        .unit(unit)
+        .color_scheme(FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.AREA)
         .justify_mode(common.BigValueJustifyMode.AUTO)
@@ -200,17 +191,11 @@ def stat(
     return panel
 
 
-def heatmap(title: str, description: str, metric: str, unit: str = "short") -> heatmap_b.Panel:
+def heatmap(title: str, metric: str, unit: str = "short") -> heatmap_b.Panel:
     """A Prometheus histogram over time: one row per bucket, colour = observations per second."""
-    query = target(f"sum by (le) (rate({metric}_bucket[{RI}]))", "{{le}}")
+    query = target(f"sum by (le) (rate({metric}_bucket[{RI}]))", "{{le}}").format(PromQueryFormat.HEATMAP)
     return (
-        heatmap_b.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .with_target(query.format(PromQueryFormat.HEATMAP).interval(""))
-        .span(6)
-        .height(8)
+        start(heatmap_b.Panel(), title, [query.interval("")], width=6, height=8)
         .hide_from(common_b.HideSeriesConfig().legend(False).tooltip(False).viz(False))
         .calculate(False)
         .cell_gap(1)
@@ -233,17 +218,12 @@ def heatmap(title: str, description: str, metric: str, unit: str = "short") -> h
     )
 
 
-def table(title: str, description: str, tgts: Sequence[Dataquery]) -> table_b.Panel:
+def table(title: str, tgts: Sequence[Dataquery]) -> table_b.Panel:
     """Instant query results as rows (one per series): for `*_info` gauges and the ALERTS series."""
     hidden = {"Time": True, "__name__": True, "Value": True}
+    instant = [tgt.instant().format(PromQueryFormat.TABLE) for tgt in tgts]
     return (
-        table_b.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .targets([tgt.instant().format(PromQueryFormat.TABLE) for tgt in tgts])
-        .span(12)
-        .height(8)
+        start(table_b.Panel(), title, instant, width=12, height=8)
         .align(common.FieldTextAlignment.AUTO)
         .show_header(True)
         .cell_height(common.TableCellHeight.SM)

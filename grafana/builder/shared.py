@@ -25,39 +25,19 @@ ML_API = Service("ml_api", "ml")
 RAG_API = Service("rag_api", "rag")
 
 
-def requests_by_status(service: Service, hint: str = "") -> TimeSeries:
-    return timeseries(
-        "Requests per second by endpoint and status",
-        f"Every HTTP request of {service.name} by route template and status.{hint}",
-        [rate_by(service.metric("http_requests_total"), "endpoint, status")],
-        unit="reqps",
-        stack=True,
-    )
+def requests_by_status(service: Service) -> TimeSeries:
+    query = rate_by(service.metric("http_requests_total"), "endpoint, status")
+    return timeseries("Requests per second by endpoint and status", [query], unit="reqps", stack=True)
 
 
-def error_ratio(service: Service, hint: str = "") -> TimeSeries:
+def error_ratio(service: Service) -> TimeSeries:
     requests = service.metric("http_requests_total")
-    return timeseries(
-        "5xx error ratio",
-        f"Share of {service.name} requests (probes and admin calls left out) answered with a 5xx status."
-        + hint,
-        [
-            target(
-                # `or vector(0)`: no 5xx yet is a ratio of 0, not a missing series.
-                f'(sum(rate({requests}{{status=~"5..", {NOT_PROBES}}}[{RI}])) or vector(0)) '
-                f"/ sum(rate({requests}{{{NOT_PROBES}}}[{RI}]))",
-                "5xx share",
-            )
-        ],
-        unit="percentunit",
-        minimum=0,
-    )
+    # `or vector(0)`: no 5xx yet is a ratio of 0, not a missing series.
+    errors = f'(sum(rate({requests}{{status=~"5..", {NOT_PROBES}}}[{RI}])) or vector(0))'
+    ratio = target(f"{errors} / sum(rate({requests}{{{NOT_PROBES}}}[{RI}]))", "5xx share")
+    return timeseries("5xx error ratio", [ratio], unit="percentunit", minimum=0)
 
 
-def p90_by_endpoint(service: Service, hint: str = "") -> TimeSeries:
-    return timeseries(
-        "p90 latency by endpoint",
-        f"Which {service.name} route is slow: p90 per route template.{hint}",
-        quantiles(service.metric("http_request_duration_seconds"), (0.9,), by="endpoint"),
-        unit="s",
-    )
+def p90_by_endpoint(service: Service) -> TimeSeries:
+    p90 = quantiles(service.metric("http_request_duration_seconds"), (0.9,), by="endpoint")
+    return timeseries("p90 latency by endpoint", p90, unit="s")
