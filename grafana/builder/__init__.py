@@ -1,6 +1,6 @@
-"""Dashboards as code, on grafana-foundation-sdk: `make dashboards` (`python -m grafana.builder`) writes
-grafana/dashboards/<uid>.json, which Grafana provisions; tests/test_dashboards_static.py checks the committed
-files equal this output.
+"""Dashboards as code, on grafana-foundation-sdk: `make generate` (monitoring/generate.py) writes
+grafana/dashboards/<uid>.json, which Grafana provisions; tests/test_contract.py checks the committed files
+equal this output.
 
 - panels.py: the lab's panel builders (time series, stat, heatmap, table) and queries;
 - shared.py: panels every service dashboard has (requests, 5xx ratio, p90 by endpoint), for any service;
@@ -16,6 +16,6 @@ Adding a dashboard (e.g. "LLM safety"):
    shared.py); widths add up to 24 per line, the SDK starts a new line there;
 2. `grafana/builder/texts/llm-safety.md`: `# LLM safety`, a description paragraph, a `## Title` section per
    panel (the build fails on a panel without words or words without a panel);
-3. one line `llm_safety.BOARD,` in `BOARDS` (registry.py); `make dashboards`, commit the JSON.
+3. one line `llm_safety.BOARD,` in `BOARDS` (registry.py); `make generate`, commit the JSON.
 An alert whose definition names `dashboard="llm-safety", panel="Title"` gets its threshold line there.
 """

@@ -97,7 +97,7 @@ class WithLines:
         named = [t for t in lines if t.alert]
         if named:
             description += f" {self.HOW}: " + ", ".join(
-                f"`{t.alert}` alert threshold ({t.value:g})" for t in named
+                f"`{t.alert}` alert threshold ({t.condition})" for t in named
             )
             description += "."
         self.description(description).thresholds(steps(lines))  # type: ignore[attr-defined]
@@ -116,7 +116,7 @@ class TimeSeries(WithLines, timeseries_b.Panel):
 
 
 class Stat(WithLines, stat_b.Panel):
-    HOW = "Turns red at the"
+    HOW = "Turns red at"
 
 
 # ----------------------------------------------------------------------------------------------- panels

@@ -38,10 +38,7 @@ def targets_and_alerts() -> PanelList:
     failures = rate_by("prometheus_rule_evaluation_failures_total", "rule_group")
     return [
         # One line, 6 high: targets (12 wide), the firing count (4) and the alerts table (8).
-        stat("Targets up", [target("up", "{{job}} {{instance}}")], mappings=up)
-        .line(Line(1, above=False))
-        .span(12)
-        .height(6),
+        stat("Targets up", [target("up", "{{job}} {{instance}}")], mappings=up).span(12).height(6),
         stat("Firing alerts", [target(f"count({FIRING}) or vector(0)", "firing")], decimals=0)
         .line(Line(1))
         .height(6),

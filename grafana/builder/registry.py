@@ -1,16 +1,16 @@
-"""Every dashboard the lab provisions, and writing them to grafana/dashboards/<uid>.json."""
+"""Every dashboard the lab provisions; `make generate` (monitoring/generate.py) writes each to
+grafana/dashboards/<uid>.json."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from functools import cache
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from . import llm_quality, ml_service, pipeline_health
 from .board import Board, assemble
-
-OUT_DIR = Path(__file__).resolve().parents[1] / "dashboards"
 
 # One line per dashboard, in the order of the links between them.
 BOARDS: list[Board] = [
@@ -29,11 +29,12 @@ def render(model: dm.Dashboard) -> str:
     return JSONEncoder(indent=2).encode(model) + "\n"
 
 
-def write(out_dir: Path = OUT_DIR) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for uid, model in build().items():
-        path = out_dir / f"{uid}.json"
-        path.write_text(render(model), encoding="utf-8")
-        paths.append(path)
-    return paths
+@cache
+def rendered() -> dict[str, str]:
+    """uid -> JSON text, built once per process."""
+    return {uid: render(model) for uid, model in build().items()}
+
+
+def dashboard_targets() -> dict[str, Callable[[], str]]:
+    """`make generate`'s targets: repository path -> its JSON, one per dashboard."""
+    return {f"grafana/dashboards/{b.uid}.json": (lambda uid=b.uid: rendered()[uid]) for b in BOARDS}
