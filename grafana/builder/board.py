@@ -134,8 +134,9 @@ def assemble(board: Board, others: Sequence[Board]) -> dm.Dashboard:
             f"texts/{board.uid}.md describes panels it lacks: {sorted(words)}"
         )
     model = dashboard.build()
-    for number, panel in enumerate(model.panels or [], start=1):
-        panel.id_val = number
+    # The SDK leaves panel ids unset (rows get 0); Grafana wants them unique (links use `viewPanel=<id>`).
+    for number, placed in enumerate(model.panels or [], start=1):
+        placed.id_val = number
     return model
 
 

@@ -4,7 +4,7 @@ grafana/dashboards/<uid>.json."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
@@ -37,4 +37,8 @@ def rendered() -> dict[str, str]:
 
 def dashboard_targets() -> dict[str, Callable[[], str]]:
     """`make generate`'s targets: repository path -> its JSON, one per dashboard."""
-    return {f"grafana/dashboards/{b.uid}.json": (lambda uid=b.uid: rendered()[uid]) for b in BOARDS}
+    return {f"grafana/dashboards/{b.uid}.json": partial(rendered_one, b.uid) for b in BOARDS}
+
+
+def rendered_one(uid: str) -> str:
+    return rendered()[uid]

@@ -18,8 +18,8 @@ class Texts:
 
 
 def parse(markdown: str) -> Texts:
-    title, sections = "", {"": []}
-    current = ""
+    title, current = "", ""
+    sections: dict[str, list[str]] = {"": []}
     for line in markdown.splitlines():
         if line.startswith("# "):
             title = line[2:].strip()
