@@ -17,6 +17,7 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard as SDKDashboard
 
 from grafana.builder import board, registry
+from grafana.builder.panels import steps
 from grafana.builder.texts import Texts, parse
 from grafana.builder.thresholds import Line, alert_line, line_of, panel_lines
 from monitoring import generate
@@ -238,6 +239,27 @@ def test_alert_lines_read_the_contract_and_its_direction() -> None:
         alert_line("MLHighLatencyP90"),
         alert_line("MLHighLatencyP99"),
     ]
+
+
+def colours(lines: list[Line]) -> list[tuple[str, float | None]]:
+    return [(step.color, step.value) for step in steps(lines).build().steps]
+
+
+def test_threshold_steps_keep_every_line() -> None:
+    assert colours([]) == [("green", None)]
+    assert colours([Line(2), Line(0.5), Line(1)]) == [
+        ("green", None),
+        ("orange", 0.5),
+        ("orange", 1),
+        ("red", 2),
+    ]
+    assert colours([Line(0.5, above=False), Line(0.3, above=False)]) == [
+        ("red", None),
+        ("orange", 0.3),
+        ("green", 0.5),
+    ]
+    with pytest.raises(ValueError, match="both directions"):
+        steps([Line(1), Line(2, above=False)])
 
 
 def test_an_alert_naming_a_panel_the_dashboard_lacks_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,16 +67,20 @@ def rate_by(metric: str, by: str, legend: str = "") -> Dataquery:
 
 # ------------------------------------------------------------------------------------- threshold lines
 def steps(lines: Sequence[Line]) -> ThresholdsConfig:
-    """Grafana steps: green on the good side; orange then red past each threshold in turn."""
+    """Grafana steps: green on the good side, red past the farthest threshold, orange between."""
     items = sorted(lines, key=lambda line: line.value)
-    base = dm.Threshold(color="green", value=None)
+    if len({line.above for line in items}) > 1:
+        raise ValueError(f"lines of both directions on one panel: {items}")
     if not items:
-        colours = [base]
-    elif items[0].above:
-        names = ["red"] if len(items) == 1 else ["orange", "red"]
-        colours = [base] + [dm.Threshold(color=c, value=t.value) for c, t in zip(names, items, strict=False)]
-    else:
-        colours = [dm.Threshold(color="red", value=None), dm.Threshold(color="green", value=items[0].value)]
+        colours = [dm.Threshold(color="green", value=None)]
+    elif items[0].above:  # the highest line turns red
+        names = ["orange"] * (len(items) - 1) + ["red"]
+        colours = [dm.Threshold(color="green", value=None)]
+        colours += [dm.Threshold(color=c, value=t.value) for c, t in zip(names, items, strict=True)]
+    else:  # below the lowest line is red; green from the highest
+        names = ["orange"] * (len(items) - 1) + ["green"]
+        colours = [dm.Threshold(color="red", value=None)]
+        colours += [dm.Threshold(color=c, value=t.value) for c, t in zip(names, items, strict=True)]
     return ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(colours)
 
 
