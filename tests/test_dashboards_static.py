@@ -121,6 +121,18 @@ def test_only_the_prometheus_annotation_fields_are_outside_the_sdk_model() -> No
     assert outside == {f".annotations.list[].{name}" for name in fields}
 
 
+def test_drift_texts_name_the_tests_the_lab_runs_not_evidently() -> None:
+    """ml_api computes KS, chi-square and Jensen-Shannon itself (ml_api/drift.py), not Evidently."""
+    texts = " ".join(
+        p["description"]
+        for m in load_dashboards().values()
+        for p in iter_panels(m["panels"])
+        if "description" in p
+    )
+    assert "evidently" not in texts.lower()
+    assert "Kolmogorov-Smirnov" in texts and "chi-square" in texts and "Jensen-Shannon" in texts
+
+
 def test_metric_name_parser() -> None:
     expr = (
         'histogram_quantile(0.9, sum by (le, endpoint) (rate(a_bucket{status=~"5..", x="y z"}[5m])))'
