@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard, DashboardLink, Row
+from grafana_foundation_sdk.builders.dashboard import AnnotationQuery, Dashboard, DashboardLink, Row
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as dm
 
@@ -58,6 +58,8 @@ class PromAnnotation(dm.AnnotationQuery):
 
 
 class Plain(Builder[dm.AnnotationQuery]):
+    """Hands a model built by hand to an SDK method that takes builders."""
+
     def __init__(self, annotation: dm.AnnotationQuery) -> None:
         self.annotation = annotation
 
@@ -77,15 +79,17 @@ def firing_alerts() -> PromAnnotation:
     )
 
 
-def built_in_annotations() -> dm.AnnotationQuery:
-    return dm.AnnotationQuery(
-        name="Annotations & Alerts",
-        datasource=dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"),
-        enable=True,
-        hide=True,
-        icon_color="rgba(0, 211, 255, 1)",
-        type_val="dashboard",
-        built_in=1,
+def built_in_annotations() -> AnnotationQuery:
+    """Grafana's own annotations and alerts, as every dashboard has them."""
+    return (
+        AnnotationQuery()
+        .name("Annotations & Alerts")
+        .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+        .enable(True)
+        .hide(True)
+        .icon_color("rgba(0, 211, 255, 1)")
+        .type("dashboard")
+        .built_in(1)
     )
 
 
@@ -119,7 +123,7 @@ def assemble(board: Board, others: Sequence[Board]) -> dm.Dashboard:
         .version(1)
         .time("now-30m", "now")
         .links([link_to(other) for other in others])
-        .annotation(Plain(built_in_annotations()))
+        .annotation(built_in_annotations())
         .annotation(Plain(firing_alerts()))
     )
     words, lines = dict(board.texts.panels), panel_lines(board.uid)
