@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from grafana.builder.registry import dashboard_targets
 from monitoring import kubernetes as k8s
 from monitoring.alerts import ALERTS
 from monitoring.render import alerts_table, render_rules
@@ -41,6 +42,7 @@ TARGETS: dict[str, Callable[[], str] | Block] = {
     "prometheus/rules/alerts.yml": lambda: render_rules(ALERTS, "lab"),
     "prometheus/profiles/production/rules/alerts.yml": lambda: render_rules(ALERTS, "production"),
     "docs/alerts.md": Block("alerts-table", lambda: alerts_table(ALERTS)),
+    **dashboard_targets(),  # grafana/dashboards/<uid>.json, alert lines included
 }
 K8S = "deploy/kubernetes"
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from dashboards import DASHBOARD_DIR, ROOT, grafana_queries, iter_panels, load_dashboards, raw_queries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models.dashboard import Dashboard as SDKDashboard
+
+from grafana.builder import board, registry
+from grafana.builder.panels import steps
+from grafana.builder.texts import Texts, parse
+from grafana.builder.thresholds import Line, alert_line, line_of, panel_lines
+from monitoring import generate
+from monitoring.alerts import ALERTS
 
 DS = {"type": "prometheus", "uid": "prometheus"}
 UIDS = {"ml-service", "llm-quality", "pipeline-health"}
@@ -37,17 +46,6 @@ quantile_over_time stddev_over_time stdvar_over_time last_over_time present_over
 # Aggregations, keywords and functions: never metric names even when followed by a space.
 PROMQL_WORDS = set(_PROMQL_WORDS_TEXT.split())
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-
-
-def load_builder():
-    spec = importlib.util.spec_from_file_location(
-        "build_dashboards", ROOT / "grafana" / "build_dashboards.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def contract_metrics() -> dict[str, str]:
@@ -95,16 +93,44 @@ def query_panels(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------------ tests
-def test_committed_json_equals_the_builder_output() -> None:
-    builder = load_builder()
-    built = builder.build()
-    assert set(built) == UIDS
-    for uid, model in built.items():
-        committed = (DASHBOARD_DIR / f"{uid}.json").read_text(encoding="utf-8")
-        assert committed == builder.render(model), (
-            f"{uid}.json is stale: run python grafana/build_dashboards.py"
-        )
+def test_every_committed_dashboard_is_generated() -> None:
+    """tests/test_contract.py checks each generated file is current; here: no dashboard JSON is hand-kept."""
+    generated = {Path(path).stem for path in generate.TARGETS if path.startswith("grafana/dashboards/")}
+    assert generated == {b.uid for b in registry.BOARDS} == UIDS
     assert {p.stem for p in DASHBOARD_DIR.glob("*.json")} == UIDS
+
+
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in leaves(item, f"{prefix}.{key}").items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in leaves(item, f"{prefix}[{i}]").items()}
+    return {prefix: value}
+
+
+def test_only_the_prometheus_annotation_fields_are_outside_the_sdk_model() -> None:
+    """Everything else round-trips through grafana-foundation-sdk's dashboard model (board.PromAnnotation
+    adds the four fields its AnnotationQuery lacks)."""
+    register_default_plugins()
+    outside = set()
+    for model in load_dashboards().values():
+        written = leaves(model)
+        kept = leaves(json.loads(JSONEncoder().encode(SDKDashboard.from_json(model))))
+        outside |= {re.sub(r"\[\d+\]", "[]", k) for k, v in written.items() if kept.get(k, written) != v}
+    fields = {"step", "titleFormat", "textFormat", "useValueForTime"}
+    assert outside == {f".annotations.list[].{name}" for name in fields}
+
+
+def test_drift_texts_name_the_tests_the_lab_runs_not_evidently() -> None:
+    """ml_api computes KS, chi-square and Jensen-Shannon itself (ml_api/drift.py), not Evidently."""
+    texts = " ".join(
+        p["description"]
+        for m in load_dashboards().values()
+        for p in iter_panels(m["panels"])
+        if "description" in p
+    )
+    assert "evidently" not in texts.lower()
+    assert "Kolmogorov-Smirnov" in texts and "chi-square" in texts and "Jensen-Shannon" in texts
 
 
 def test_metric_name_parser() -> None:
@@ -199,31 +225,94 @@ def test_feature_heatmaps_use_heatmap_format_over_buckets() -> None:
         assert panel["options"]["calculate"] is False
 
 
-def test_alert_thresholds_are_drawn_and_match_the_rules() -> None:
-    builder = load_builder()
-    drawn = {}
-    for model in load_dashboards().values():
-        for panel in query_panels(model):
-            steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
-            for step in steps:
-                if step["value"] is not None:
-                    drawn.setdefault(panel["title"], set()).add(step["value"])
-    values = {t.value for t in builder.THRESHOLDS.values()}
-    assert values <= {v for vs in drawn.values() for v in vs}
+def panel_steps(panel: dict[str, Any]) -> set[float]:
+    steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+    return {step["value"] for step in steps if step["value"] is not None}
 
-    alerts_path = ROOT / "prometheus" / "rules" / "alerts.yml"
-    if not alerts_path.exists():
-        pytest.skip("prometheus/rules/alerts.yml not written yet")
-    doc = yaml.safe_load(alerts_path.read_text(encoding="utf-8"))
-    rules = {r["alert"]: str(r["expr"]) for g in doc["groups"] for r in g["rules"] if "alert" in r}
-    for key, threshold in builder.THRESHOLDS.items():
-        assert threshold.alert in rules, f"{key}: no alert {threshold.alert} in alerts.yml"
-        numbers = {
-            float(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?", rules[threshold.alert])
-        }
-        assert threshold.value in numbers, (
-            f"{key}: {threshold.value} not in {threshold.alert}: {rules[threshold.alert]}"
-        )
+
+def test_each_alert_threshold_is_drawn_on_the_panel_its_definition_names() -> None:
+    models = load_dashboards()
+    named = [a for a in ALERTS if a.panel]
+    assert len(named) >= 15
+    for a in named:
+        panels = [p for p in query_panels(models[a.dashboard]) if p["title"] == a.panel]
+        assert len(panels) == 1, f"{a.name}: {a.dashboard} has no single panel {a.panel!r}"
+        line = line_of(a)
+        assert line.value in panel_steps(panels[0]), f"{a.name}: {line.value} not drawn on {a.panel}"
+        assert f"`{a.name}` alert threshold ({a.condition()})" in panels[0]["description"], a.name
+
+
+def test_alert_lines_read_the_contract_and_its_direction() -> None:
+    assert alert_line("MLHighLatencyP90") == Line(0.25, True, "MLHighLatencyP90", "> 0.25")
+    assert alert_line("LLMGroundednessLow").above is False
+    # `up == 0`: red below 1, green at 1 (Grafana steps start at a value).
+    assert alert_line("TargetDown") == Line(1, False, "TargetDown", "== 0")
+    assert panel_lines("ml-service")["Prediction latency percentiles"] == [
+        alert_line("MLHighLatencyP90"),
+        alert_line("MLHighLatencyP99"),
+    ]
+
+
+def colours(lines: list[Line]) -> list[tuple[str, float | None]]:
+    return [(step.color, step.value) for step in steps(lines).build().steps]
+
+
+def test_threshold_steps_keep_every_line() -> None:
+    assert colours([]) == [("green", None)]
+    assert colours([Line(2), Line(0.5), Line(1)]) == [
+        ("green", None),
+        ("orange", 0.5),
+        ("orange", 1),
+        ("red", 2),
+    ]
+    assert colours([Line(0.5, above=False), Line(0.3, above=False)]) == [
+        ("red", None),
+        ("orange", 0.3),
+        ("green", 0.5),
+    ]
+    with pytest.raises(ValueError, match="both directions"):
+        steps([Line(1), Line(2, above=False)])
+
+
+def test_an_alert_naming_a_panel_the_dashboard_lacks_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = {"No such panel": [Line(1, alert="SomeAlert")]}
+    monkeypatch.setattr(board, "panel_lines", lambda uid: dict(lines))
+    with pytest.raises(ValueError, match="No such panel"):
+        registry.build()
+
+
+def test_dashboard_texts_parse_into_title_description_and_panel_sections() -> None:
+    texts = parse(
+        "# Board\n\nWhat it shows,\nover two lines.\n\n## Panel A\n\nFirst line\nsecond.\n\n## B\nB.\n"
+    )
+    assert texts.title == "Board"
+    assert texts.description == "What it shows, over two lines."
+    assert texts.panels == {"Panel A": "First line second.", "B": "B."}
+    with pytest.raises(ValueError, match="twice"):
+        parse("## A\nx\n## A\ny\n")
+
+
+def edited_texts(monkeypatch: pytest.MonkeyPatch, edit) -> None:
+    """Make every dashboard's texts/<uid>.md read as `edit(panel texts)` for this test."""
+    real = board.texts
+
+    def patched(uid: str) -> Texts:
+        texts = real(uid)
+        return Texts(texts.title, texts.description, edit(dict(texts.panels)))
+
+    monkeypatch.setattr(board, "texts", patched)
+
+
+def test_words_for_a_panel_the_dashboard_lacks_fail_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    edited_texts(monkeypatch, lambda panels: {**panels, "Ghost panel": "Words for no panel."})
+    with pytest.raises(ValueError, match="Ghost panel"):
+        registry.build()
+
+
+def test_a_panel_without_words_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    edited_texts(monkeypatch, lambda panels: {k: v for k, v in panels.items() if k != "Triage latency"})
+    with pytest.raises(ValueError, match="Triage latency"):
+        registry.build()
 
 
 def test_grafana_queries_are_concrete_and_valid_promql(tmp_path: Path) -> None:

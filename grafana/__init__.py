@@ -1,0 +1,1 @@
+"""Grafana: provisioning, the dashboards it loads (dashboards/*.json) and the code writing them (builder/)."""

@@ -1,0 +1,58 @@
+"""The pipeline health dashboard (uid pipeline-health): the monitoring pipeline itself, from triage between
+the services to scrape targets, alerts and notifications. Words: texts/pipeline-health.md."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models import dashboard as dm
+
+from .board import Board
+from .panels import FIRING, quantile_expr, quantiles, rate_by, share, stat, table, target, value_texts
+from .panels import timeseries as ts
+from .thresholds import Line
+
+PanelList = list[Builder[dm.Panel]]
+BOARD = Board("pipeline-health")
+
+
+@BOARD.row("Triage (ml_api /triage calls rag_api)")
+def triage() -> PanelList:
+    rag_p90 = target(quantile_expr("triage_rag_call_duration_seconds", 0.9), "RAG call p90", "D")
+    degraded = target(share("triage_requests_total", 'outcome="degraded"'), "degraded share")
+    return [
+        ts("Triage latency", [*quantiles("triage_request_duration_seconds"), rag_p90], unit="s"),
+        ts("Triage degraded ratio", [degraded], unit="percentunit", minimum=0),
+        ts(
+            "Triage degraded by reason",
+            [rate_by("triage_degraded_total", "reason")],
+            unit="reqps",
+            stack=True,
+        ),
+    ]
+
+
+@BOARD.row("Scrape targets and alerts")
+def targets_and_alerts() -> PanelList:
+    up = value_texts({"0": ("DOWN", "red"), "1": ("UP", "green")})
+    by_name = target(f"count by (alertname, severity) ({FIRING})", "{{alertname}} ({{severity}})")
+    failures = rate_by("prometheus_rule_evaluation_failures_total", "rule_group")
+    return [
+        # One line, 6 high: targets (12 wide), the firing count (4) and the alerts table (8).
+        stat("Targets up", [target("up", "{{job}} {{instance}}")], mappings=up).span(12).height(6),
+        stat("Firing alerts", [target(f"count({FIRING}) or vector(0)", "firing")], decimals=0)
+        .line(Line(1))
+        .height(6),
+        table("Firing and pending alerts", [target("ALERTS", "{{alertname}}")]).span(8).height(6),
+        ts("Firing alerts by name", [by_name], stack=True).span(12),
+        ts("Rule evaluation failures", [failures], unit="ops").span(12),
+    ]
+
+
+@BOARD.row("Alertmanager notifications")
+def notifications() -> PanelList:
+    sent = rate_by("alertmanager_notifications_total", "integration")
+    failed = rate_by("alertmanager_notifications_failed_total", "integration")
+    return [
+        ts("Notifications sent by integration", [sent], unit="ops").span(12),
+        ts("Notifications failed by integration", [failed], unit="ops").span(12),
+    ]
