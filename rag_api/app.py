@@ -15,7 +15,8 @@ from lab_common.faults import FaultRegistry, require_admin
 from lab_common.logging import setup_logging
 from rag_api import __version__, metrics
 from rag_api.evaluation import Evaluator
-from rag_api.schemas import ChatRequest, ChatResponse
+from rag_api.safety.chain import SafetyBlocked
+from rag_api.schemas import ChatRequest, ChatResponse, InferenceRecord
 from rag_api.service import FAULTS, RAGService
 from rag_api.settings import RAGSettings
 from rag_api.store import StoreUnavailable
@@ -59,6 +60,13 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
             return await rag.chat(body)
         except StoreUnavailable as exc:
             return _unavailable(exc)
+        except SafetyBlocked as exc:  # enforce mode: flagged -> 400, the check failed closed -> 503
+            return JSONResponse(exc.body(), status_code=503 if exc.failed else 400)
+
+    @app.post("/monitor/inference", tags=["safety"])
+    async def monitor_inference(body: InferenceRecord) -> Any:
+        """Safety checks and quality scores of any LLM app's exchange (recorded as source="external")."""
+        return await rag.monitor_inference(body)
 
     @app.get("/knowledge/stats", tags=["knowledge"])
     async def knowledge_stats() -> Any:

@@ -63,7 +63,27 @@ BACKEND_INFO = Gauge(
     multiprocess_mode="livemax",
 )
 
-CHAT_STATUSES = ("ok", "error", "unavailable")
+SAFETY_CHECKS = Counter(
+    "llm_safety_checks",
+    "Safety check outcomes by check, stage (input/output) and source (chat/external).",
+    ["check", "stage", "outcome", "source"],
+)
+SAFETY_FLAGS = Counter(
+    "llm_safety_flags",
+    "Flagged texts by check, stage, category and severity (LOW/MEDIUM/HIGH).",
+    ["check", "stage", "category", "severity", "source"],
+)
+SAFETY_SCORE = Histogram(
+    "llm_safety_score", "Safety check scores (0 to 1).", ["check", "stage", "source"], buckets=SCORE_BUCKETS
+)
+SAFETY_DURATION = Histogram(
+    "llm_safety_check_duration_seconds",
+    "One safety check on one text.",
+    ["check"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+CHAT_STATUSES = ("ok", "error", "unavailable", "blocked")
 GENERATION_ERROR_REASONS = ("timeout", "http_error", "malformed", "fallback")
 EVALUATION_RESULTS = ("ok", "failed", "dropped")
 
@@ -80,3 +100,6 @@ def initialise(model: str) -> None:
         GENERATION_ERRORS.labels(reason)
     for result in EVALUATION_RESULTS:
         EVALUATIONS.labels(result)
+    from rag_api.safety.chain import initialise_metrics  # the chain owns its label vocabularies
+
+    initialise_metrics()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -20,6 +20,38 @@ class ChatRequest(BaseModel):
     evaluate: Literal["async", "sync", "off"] = Field(
         default="async", description="Score the answer in the background, inline (returned), or not at all."
     )
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=16_000, strict=True)]
+Context = Annotated[str, StringConstraints(max_length=8000, strict=True)]
+Label = Annotated[str, StringConstraints(max_length=128, strict=True)]
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: StrictInt = Field(default=0, ge=0, le=10_000_000)
+    completion_tokens: StrictInt = Field(default=0, ge=0, le=10_000_000)
+    total_tokens: StrictInt | None = Field(default=None, ge=0, le=20_000_000)
+
+
+class InferenceRecord(BaseModel):
+    """One exchange of any LLM app, posted to /monitor/inference. Nothing here becomes a metric label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Text = Field(description="The user's message (1-16000 characters).")
+    response: Text = Field(description="The model's answer (1-16000 characters).")
+    contexts: list[Context] | None = Field(
+        default=None, max_length=20, description="Retrieved passages (≤ 20, ≤ 8000 characters each)."
+    )
+    model: Label | None = None
+    usage: Usage | None = None
+    tenant: Label | None = Field(default=None, description="Echoed back; never a metric label.")
+    canary: Annotated[str, StringConstraints(min_length=8, max_length=128, strict=True)] | None = Field(
+        default=None, description="The app's own canary token: found in the response = prompt leak."
+    )
+    evaluate: bool = Field(default=True, description="Also score groundedness and relevance (slower).")
 
 
 class Source(BaseModel):
@@ -54,3 +86,5 @@ class ChatResponse(BaseModel):
     scores: ScoresOut | None = None
     evaluation_error: str | None = None
     session_id: str | None = None
+    # Input and output safety checks (rag_api/safety/chain.py); None when RAG_SAFETY_ENABLED=false.
+    safety: dict[str, Any] | None = None

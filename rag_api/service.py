@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,10 @@ from rag_api.embeddings import get_embedder
 from rag_api.evaluation import Evaluator, build_evaluator
 from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorProcess
 from rag_api.llm import AnswerGenerator, SentenceEmbeddings, context_sentences
-from rag_api.schemas import ChatRequest
+from rag_api.safety.chain import SafetyBlocked, SafetyChain, Verdict
+from rag_api.safety.faults import FAULTS as SAFETY_FAULTS
+from rag_api.safety.faults import apply_leak_faults
+from rag_api.schemas import ChatRequest, InferenceRecord
 from rag_api.settings import RAGSettings
 from rag_api.store import KnowledgeStore, RetrievedChunk, StoreUnavailable
 
@@ -32,6 +36,7 @@ FAULTS = {
     "latency": "generation waits `delay_ms` milliseconds",
     "hallucination": "a share `rate` (0-1) of answers ignores or contradicts the retrieved context",
     "evaluation_failure": "a share `rate` (0-1) of evaluations raises (counted as failed)",
+    **SAFETY_FAULTS,
 }
 
 
@@ -51,7 +56,11 @@ class RAGService:
         self.embedder = get_embedder()
         self.store = KnowledgeStore(settings)
         self.sentences = SentenceEmbeddings(self.embedder)
-        self.generator = AnswerGenerator(settings, faults, self.sentences, self.store.corpus)
+        self.safety = SafetyChain(settings.safety, faults=faults)
+        self.generator = AnswerGenerator(
+            settings, faults, self.sentences, self.store.corpus, canary=self.safety.canary
+        )
+        self._leak_rng = random.Random()
         evaluator_kwargs = {
             "api_key": settings.openai_api_key,
             "base_url": settings.openai_base_url,
@@ -157,6 +166,9 @@ class RAGService:
         except StoreUnavailable:
             status = "unavailable"
             raise
+        except SafetyBlocked:
+            status = "blocked"
+            raise
         finally:
             metrics.CHAT_REQUESTS.labels(status).inc()
             metrics.CHAT_DURATION.observe(time.perf_counter() - start)
@@ -169,12 +181,15 @@ class RAGService:
             self._loaded = False  # emptied behind our back (e.g. a wiped Chroma server): reload next time
             raise StoreUnavailable("the knowledge base is empty")
         self.drift.observe(retrieval.vector)
+        checked_input = self._scan_input(request.query, retrieval.vector)
 
         generation_start = time.perf_counter()
         generation = await self.generator.generate(request.query, retrieval.vector, retrieval.chunks)
         generation_seconds = time.perf_counter() - generation_start
+        generated = apply_leak_faults(generation.answer, self.faults, self.safety.canary, self._leak_rng)
+        checked_output = self.safety.scan_output(generated) if self.safety.enabled else None
 
-        job = EvaluationJob(request.query, [c.text for c in retrieval.chunks], generation.answer)
+        job = EvaluationJob(request.query, [c.text for c in retrieval.chunks], generated)
         scores = error = None
         evaluation_seconds: float | None = None
         if request.evaluate == "sync":
@@ -191,7 +206,7 @@ class RAGService:
             return round(seconds * 1000, 2)
 
         return {
-            "answer": generation.answer,
+            "answer": checked_output.text if checked_output else generated,
             "sources": [
                 {"id": c.id, "article_id": c.article_id, "title": c.title, "distance": round(c.distance, 4)}
                 for c in retrieval.chunks
@@ -217,7 +232,60 @@ class RAGService:
             ),
             "evaluation_error": error,
             "session_id": request.session_id,
+            "safety": (
+                {"input": checked_input.as_dict(), "output": checked_output.as_dict()}
+                if checked_input and checked_output
+                else None
+            ),
         }
+
+    def _scan_input(self, query: str, vector: np.ndarray) -> Verdict | None:
+        """Raises SafetyBlocked when an enforced check refuses the message; None with the chain off."""
+        if not self.safety.enabled:
+            return None
+        verdict = self.safety.scan_input(query, vector)
+        if verdict.blocked:
+            raise SafetyBlocked(verdict)
+        return verdict
+
+    async def monitor_inference(self, record: InferenceRecord) -> dict[str, Any]:
+        """Checks and scores another app's exchange: recorded as source="external", never enforced."""
+        vector = await asyncio.to_thread(self.embedder.embed, [record.prompt])
+        checked_input = self.safety.scan_input(record.prompt, vector[0], source="external", enforce=False)
+        checked_output = self.safety.scan_output(
+            record.response, source="external", enforce=False, canary=record.canary
+        )
+        scores, error = None, None
+        if record.evaluate:
+            scores, error = await self._score_external(record)
+        flagged = [r for v in (checked_input, checked_output) for r in v.results if r.flagged]
+        pii = next(r for r in checked_output.results if r.check == "pii")
+        return {
+            "source": "external",
+            "tenant": record.tenant,
+            "model": record.model,
+            "flagged": [f"{r.stage}.{r.check}" for r in flagged],
+            "safety": {"input": checked_input.as_dict(), "output": checked_output.as_dict()},
+            # The response as it could be shown with its PII redacted (None: nothing to redact).
+            "redacted_response": (self.safety.redact(record.response) if pii.flagged else None),
+            "scores": scores,
+            "evaluation_error": error,
+        }
+
+    async def _score_external(self, record: InferenceRecord) -> tuple[dict[str, float] | None, str | None]:
+        """rag_api's scorer on the posted exchange; its scores stay out of rag_api's own quality metrics."""
+        try:
+            s = await asyncio.to_thread(
+                self.evaluator.score, record.prompt, record.contexts or [], record.response
+            )
+        except Exception as exc:  # no contexts, scorer down, ...: the safety results still come back
+            return None, str(exc) or type(exc).__name__
+        return {
+            "groundedness": s.groundedness,
+            "hallucination": 1.0 - s.groundedness,
+            "context_relevance": s.context_relevance,
+            "answer_relevance": s.answer_relevance,
+        }, None
 
     async def reload(self) -> dict[str, Any]:
         summary = await asyncio.to_thread(self.store.reload)

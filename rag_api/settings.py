@@ -8,6 +8,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from lab_common.settings import LabSettings
+from rag_api.safety.settings import SafetySettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_KNOWLEDGE_DIR = PACKAGE_DIR / "knowledge"
@@ -88,6 +89,9 @@ class RAGSettings(LabSettings):
     drift_threshold: float = Field(default=0.3, gt=0, le=1)
     # A query is "unlike" the reference when its novelty exceeds this quantile of the reference's own.
     drift_outlier_quantile: float = Field(default=0.95, gt=0.5, lt=1)
+
+    # The safety chain (rag_api/safety/): its own env vars, RAG_SAFETY_* (rag_api/safety/settings.py).
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
     @property
     def openai_enabled(self) -> bool:
