@@ -81,6 +81,14 @@ def severity(check: str, result: DetectorResult) -> str:
     return "HIGH" if result.score >= 0.9 else "MEDIUM" if result.score >= 0.7 else "LOW"
 
 
+def category(check: str, result: DetectorResult) -> str:
+    """The detector's category; for pii the type of the most sensitive entity (so it matches severity)."""
+    if check != "pii" or not result.entities:
+        return result.category
+    top = max(result.entities, key=lambda e: SEVERITIES.index(PII_SEVERITY.get(e.type, "HIGH")))
+    return top.type.lower()
+
+
 def _severities(check: str, category: str) -> tuple[str, ...]:
     """The severities a flag of this category can have (for metric initialisation)."""
     if check == "canary_leak":
@@ -256,7 +264,7 @@ class SafetyChain:
             stage,
             score,
             flagged,
-            detected.category if flagged else "none",
+            category(check, detected) if flagged else "none",
             severity(check, detected) if flagged else None,
             outcome,
             tuple(dict.fromkeys(e.type for e in detected.entities)),
