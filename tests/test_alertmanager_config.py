@@ -60,7 +60,7 @@ def test_amtool_check_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     assert " - 1 templates" in result.stdout
-    assert " - 3 inhibit rules" in result.stdout
+    assert " - 4 inhibit rules" in result.stdout
 
 
 def test_no_secret_in_the_config() -> None:
@@ -115,6 +115,14 @@ def test_grouping_and_lab_timing() -> None:
         (["severity=critical", "service=rag_api", "alertname=LLMHallucinationHigh"], "slack,email"),
         (["severity=warning", "service=ml_api", "alertname=MLHighLatencyP90"], "slack"),
         (["severity=warning", "service=rag_api", "alertname=LLMRelevanceLow"], "slack"),
+        (
+            ["severity=critical", "service=rag_api", "alertname=LLMPIILeak", "team=security"],
+            "security-slack,security-email",
+        ),
+        (
+            ["severity=warning", "service=rag_api", "alertname=LLMPromptInjectionShareHigh", "team=security"],
+            "security-slack,security-email",
+        ),
         (["alertname=Watchdog"], "slack"),  # unlabelled: root route
         (["severity=info", "alertname=Something"], "slack"),
     ],
@@ -148,7 +156,9 @@ def test_every_alert_rule_routes_by_its_severity() -> None:
     for rule in rules:
         severity = rule["labels"]["severity"]
         expected = "slack,email" if severity == "critical" else "slack"
-        labels = [f"alertname={rule['alert']}", f"severity={severity}", f"family={rule['labels']['family']}"]
+        if rule["labels"].get("team") == "security":
+            expected = "security-slack,security-email"
+        labels = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in rule["labels"].items())]
         result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
         assert result.stdout.strip() == expected, (rule["alert"], result.stdout, result.stderr)
 
@@ -424,3 +434,36 @@ def test_slack_failing_is_retried_and_email_still_delivers(lab: Lab) -> None:
     assert failed and float(failed[0].rsplit(" ", 1)[1]) >= 1, failed
     # Retried with backoff until the receiver answers 200 again.
     lab.wait_for("slack", lambda n: "MLDataDriftDetected" in n["alerts"], timeout=60)
+
+
+def test_security_alerts_reach_their_own_channel_and_the_canary_mutes_the_injection(lab: Lab) -> None:
+    """Security alerts of any severity go to #lab-security and the security mailbox (not the ops channel);
+    a leaked canary mutes the prompt-injection alert of the same service, not of another."""
+    security = {"team": "security"}
+    lab.post(alert("LLMCanaryLeak", "rag_api", "critical", "prompt_leak", **security))
+    lab.wait_for("slack", lambda n: "LLMCanaryLeak" in n["alerts"])
+    lab.post(
+        alert("LLMPromptInjectionShareHigh", "rag_api", "warning", "injection", **security),  # muted
+        alert(
+            "LLMPromptInjectionShareHigh", "other_llm", "warning", "injection", **security
+        ),  # other service
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        state = {key: a["status"]["state"] for key, a in lab.alerts().items() if "PromptInjection" in key}
+        if len(state) == 2:
+            break
+        time.sleep(0.2)
+    assert state == {
+        "LLMPromptInjectionShareHigh/rag_api": "suppressed",
+        "LLMPromptInjectionShareHigh/other_llm": "active",
+    }
+    canary = lab.wait_for("slack", lambda n: "LLMCanaryLeak" in n["alerts"])[0]
+    assert canary["slack_channel"] == "#lab-security"
+    email = lab.wait_for("email", lambda n: "LLMCanaryLeak" in n["alerts"])[0]
+    assert "security@observability-lab.local" in json.dumps(email)
+    # The warning of the other service: security channel and mailbox as well.
+    lab.wait_for("email", lambda n: "LLMPromptInjectionShareHigh" in n["alerts"])
+    injection = lab.wait_for("slack", lambda n: "LLMPromptInjectionShareHigh" in n["alerts"])
+    assert all(n["slack_channel"] == "#lab-security" for n in injection)
+    assert len(injection) == 1  # only other_llm's
