@@ -44,7 +44,7 @@ ALERTS = [
         for_=P("30s", production="1m"),
         summary="Personal data in answers of {{ $labels.service }}",
         description=(
-            "{{ $value | humanize }} answers in the last {window} carried personal data or a secret (email, "
+            "{{ $value | humanize }} answer(s) in the last {window} carried personal data or a secret (email, "
             "phone, card, SSN, IBAN, ...) to the user: the PII check runs in monitor mode."
         ),
         dashboard="llm-safety",
@@ -65,7 +65,7 @@ ALERTS = [
         for_=P("30s", production="1m"),
         summary="{{ $labels.service }} answers leak the generation prompt (canary seen)",
         description=(
-            "{{ $value | humanize }} answers in the last {window} contained the canary token planted in "
+            "{{ $value | humanize }} answer(s) in the last {window} contained the canary token planted in "
             "the generation prompt: a prompt injection got the model to reveal its instructions."
         ),
         dashboard="llm-safety",
@@ -111,7 +111,7 @@ ALERTS = [
         for_=P("30s", production="1m"),
         summary="Highly toxic answers from {{ $labels.service }}",
         description=(
-            "{{ $value | humanize }} answers in the last {window} scored HIGH on the toxicity check "
+            "{{ $value | humanize }} answer(s) in the last {window} scored HIGH on the toxicity check "
             "(score 0.9 or more): abusive, hateful or threatening language reached users or was refused."
         ),
         dashboard="llm-safety",
@@ -132,7 +132,7 @@ ALERTS = [
         for_=P("45s", production="5m"),
         summary="Toxic answers from {{ $labels.service }}",
         description=(
-            "{{ $value | humanize }} answers in the last {window} were flagged by the toxicity check (any "
+            "{{ $value | humanize }} answer(s) in the last {window} were flagged by the toxicity check (any "
             "severity; threshold {threshold})."
         ),
         dashboard="llm-safety",
