@@ -26,7 +26,8 @@ RECORDING_FILE = PROM / "rules" / "recording.yml"
 TEST_FILES = sorted((PROM / "tests").glob("*.yml"))
 PRODUCTION_ALERTS_FILE = PROM / "profiles" / "production" / "rules" / "alerts.yml"
 RUNBOOK_BASE = "http://localhost:9099/runbooks#"
-DASHBOARDS = {f"http://localhost:3000/d/{uid}" for uid in ("ml-service", "llm-quality", "llm-safety", "pipeline-health")}
+UIDS = ("ml-service", "llm-quality", "llm-safety", "pipeline-health")
+DASHBOARDS = {f"http://localhost:3000/d/{uid}" for uid in UIDS}
 REQUIRED_ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
 # `up == 0` has no value worth printing (it is 0); its description names the target instead.
 NO_VALUE_IN_DESCRIPTION = {"TargetDown"}

@@ -44,12 +44,12 @@ ALERTS = [
         for_=P("30s", production="1m"),
         summary="Personal data in answers of {{ $labels.service }}",
         description=(
-            "{{ $value | humanize }} answer(s) in the last {window} carried personal data or a secret (email, "
-            "phone, card, SSN, IBAN, ...) to the user: the PII check runs in monitor mode."
+            "{{ $value | humanize }} answer(s) in the last {window} carried personal data or a secret "
+            "(email, phone, card, SSN, IBAN, ...) to the user: the PII check runs in monitor mode."
         ),
         dashboard="llm-safety",
         panel="PII in answers",
-        signal="answers whose PII check was flagged and not redacted (`outcome=\"flagged\"`)",
+        signal='answers whose PII check was flagged and not redacted (`outcome="flagged"`)',
         production_note="any in `[5m]`, at once",
         trigger="rag_api `pii_leak` fault (`python -m simulations attack`)",
     ),
@@ -118,7 +118,7 @@ ALERTS = [
         panel="Toxic answers by severity",
         signal="answers flagged by the toxicity check with severity `HIGH`",
         production_note="any in `[5m]`",
-        trigger="`python -m simulations attack --toxic-rate 0.3` (toxic answers posted to /monitor/inference)",
+        trigger="`python -m simulations attack --toxic-rate 0.3` (toxic answers to /monitor/inference)",
     ),
     Alert(
         name="LLMToxicOutput",
