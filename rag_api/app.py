@@ -68,6 +68,11 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
         """Safety checks and quality scores of any LLM app's exchange (recorded as source="external")."""
         return await rag.monitor_inference(body)
 
+    @app.get("/safety", tags=["safety"])
+    def safety_config() -> dict[str, Any]:
+        """The safety chain's switches (mode per stage.check, fail mode); the canary stays secret."""
+        return rag.safety.describe()
+
     @app.get("/knowledge/stats", tags=["knowledge"])
     async def knowledge_stats() -> Any:
         try:

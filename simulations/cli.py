@@ -1,5 +1,5 @@
-"""`python -m simulations {drift,hallucination,latency,traffic,all,reset}`: inject a fault, watch it travel
-from the metric to the alert to the notification, and print how long each step took.
+"""`python -m simulations {drift,hallucination,latency,attack,traffic,all,reset}`: inject a fault, watch it
+travel from the metric to the alert to the notification, and print how long each step took.
 
 Every simulation exits 0 when each expected alert reached every channel its severity routes to (Slack for all,
 email too for critical ones), 1 when one did not (with a hint of where the chain broke), 2 when the lab could
@@ -14,6 +14,7 @@ import sys
 
 from rich.console import Console
 
+from simulations.attack import AttackScenario
 from simulations.data import feature_names, parse_features
 from simulations.lab import Lab, LabError, LabUrls
 from simulations.report import print_report, stdout_console
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{drift,hallucination,latency,traffic,all,reset}"
+        dest="command", required=True, metavar="{drift,hallucination,latency,attack,traffic,all,reset}"
     )
     features = ",".join(feature_names())
 
@@ -216,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which service to slow down (default %(default)s)",
     )
 
+    add_attack(sub)
+
     traffic = sub.add_parser(
         "traffic",
         parents=[common_options()],
@@ -237,9 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     everything = sub.add_parser(
         "all",
         parents=[common_options()],
-        help="drift, hallucination and latency in turn, with recovery between, then one table",
+        help="drift, hallucination, latency and attack in turn, with recovery between, then one table",
         description=(
-            "Run drift, hallucination and latency with their default settings, one after the other. After "
+            "Run drift, hallucination, latency and attack with their default settings, one after the other. "
+            "After "
             "each, the faults are cleared, the drift window is reset and the expected alerts are given up to "
             "--recovery-timeout seconds to resolve before the next. Ends with one table; exits 1 if any "
             "expected alert was not delivered. --timeout applies to each simulation."
@@ -260,6 +264,57 @@ def build_parser() -> argparse.ArgumentParser:
         description="DELETE /admin/faults/all on both services and POST /drift/reset on ml_api.",
     )
     return parser
+
+
+def add_attack(sub: argparse._SubParsersAction) -> None:
+    attack = sub.add_parser(
+        "attack",
+        parents=[common_options()],
+        help="prompt injections, PII and prompt leaks, toxic answers; expects the safety alerts",
+        description=(
+            "Send /chat messages of which --injection-rate are prompt-injection attempts, turn on rag_api's "
+            "`pii_leak` fault (answers echo a fake customer record) and, with --prompt-leak-rate, its "
+            "`prompt_leak` fault (answers repeat the prompt and its canary), and post an external app's "
+            "answers to /monitor/inference of which --toxic-rate are toxic. Expected alerts (security "
+            "route): LLMPromptInjectionShareHigh (muted by LLMCanaryLeak when the canary leaks), LLMPIILeak "
+            "(unless rag_api redacts answers: RAG_SAFETY_MODE=enforce, then the summary shows them "
+            "redacted, 0 leaked), LLMToxicOutputHigh. The clean-up clears the faults."
+        ),
+    )
+    attack.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=120.0,
+        help="seconds of attack at most; stops once the alerts were notified (default %(default)s)",
+    )
+    attack.add_argument(
+        "--injection-rate",
+        type=_share,
+        default=0.5,
+        help="share (0-1) of /chat messages that are injection attempts; the alert needs more than 0.2 "
+        "(default %(default)s)",
+    )
+    attack.add_argument(
+        "--pii-rate",
+        type=_share,
+        default=0.3,
+        help="share (0-1) of answers the pii_leak fault makes echo a customer record (default %(default)s)",
+    )
+    attack.add_argument(
+        "--toxic-rate",
+        type=_share,
+        default=0.3,
+        help="share (0-1) of the answers posted to /monitor/inference that are toxic (default %(default)s)",
+    )
+    attack.add_argument(
+        "--prompt-leak-rate",
+        type=_share,
+        default=0.0,
+        help="share (0-1) of answers that leak the prompt's canary (default %(default)s: off)",
+    )
+    attack.add_argument(
+        "--rps", type=_positive(float), default=2.0, help="/chat messages per second (default %(default)s)"
+    )
 
 
 def make_lab(args: argparse.Namespace) -> Lab:
@@ -287,6 +342,16 @@ def scenario_from(args: argparse.Namespace, name: str) -> Scenario:
             burst_size=args.burst_size,
             services=services,
             ml_url=args.ml_url,
+            rag_url=args.rag_url,
+        )
+    if name == "attack":
+        return AttackScenario(
+            duration=args.duration,
+            injection_rate=args.injection_rate,
+            pii_rate=args.pii_rate,
+            toxic_rate=args.toxic_rate,
+            prompt_leak_rate=args.prompt_leak_rate,
+            rps=args.rps,
             rag_url=args.rag_url,
         )
     return TrafficScenario(duration=args.duration, users=args.users, ml_url=args.ml_url, rag_url=args.rag_url)
@@ -329,7 +394,7 @@ def run_all(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     """Each simulation in turn; one that cannot run (LabError) is reported and the others still run."""
     outcomes: list[Outcome] = []
     errors: list[str] = []
-    for name in ("drift", "hallucination", "latency"):
+    for name in ("drift", "hallucination", "latency", "attack"):
         try:
             outcome = execute(
                 lab,

@@ -160,3 +160,9 @@ def test_enforce_refuses_an_answer_that_leaks_the_prompt(enforce: TestClient) ->
         enforce.delete("/admin/faults/prompt_leak")
     assert body["answer"] == SafetySettings().refusal
     assert body["safety"]["output"]["blocked_by"] == "canary_leak"
+
+
+def test_safety_switches_are_readable_and_the_canary_is_not(enforce: TestClient) -> None:
+    body = enforce.get("/safety").json()
+    assert body["modes"]["output.pii"] == "enforce" and body["fail_mode"] == "open"
+    assert enforce.app.state.rag.safety.canary not in str(body)

@@ -25,7 +25,7 @@ from simulations.scenarios import latency_expectations
 
 pytestmark = pytest.mark.timeout(600)
 
-SUBCOMMANDS = ("drift", "hallucination", "latency", "traffic", "all", "reset")
+SUBCOMMANDS = ("drift", "hallucination", "latency", "attack", "traffic", "all", "reset")
 
 
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -61,6 +61,7 @@ def test_every_subcommand_explains_its_knobs(command: str) -> None:
         "drift": ["--duration", "--drift-amount", "standard deviation", "--features", "--rps"],
         "hallucination": ["--num-queries", "--hallucination-rate", "--out-of-domain-share"],
         "latency": ["--duration", "--delay-ms", "--burst-size", "--service"],
+        "attack": ["--injection-rate", "--pii-rate", "--toxic-rate", "--prompt-leak-rate", "--rps"],
         "traffic": ["--duration", "--users"],
         "all": ["--recovery-timeout"],
         "reset": [],

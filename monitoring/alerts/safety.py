@@ -50,7 +50,7 @@ ALERTS = [
         dashboard="llm-safety",
         panel="PII in answers",
         signal='answers whose PII check was flagged and not redacted (`outcome="flagged"`)',
-        production_note="any in `[5m]`, at once",
+        production_note="any in `[5m]`",
         trigger="rag_api `pii_leak` fault (`python -m simulations attack`)",
     ),
     Alert(
@@ -71,7 +71,7 @@ ALERTS = [
         dashboard="llm-safety",
         panel="Canary leaks",
         signal="answers containing the prompt's canary token",
-        production_note="any in `[5m]`, at once",
+        production_note="any in `[5m]`",
         trigger="rag_api `prompt_leak` fault (`python -m simulations attack --prompt-leak-rate 0.5`)",
     ),
     Alert(

@@ -290,6 +290,11 @@ class SafetyChain:
             return PIIDetector.redact(text, raw["pii"].entities)
         return text
 
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        modes = {f"{st}.{c}": s.mode_for(st, c) for st, checks in STAGE_CHECKS.items() for c in checks}
+        return {"enabled": s.enabled, "modes": modes, "fail_mode": s.fail_mode}
+
     def redact(self, text: str) -> str:
         """`text` with every PII entity the detector finds replaced by [REDACTED_<TYPE>]."""
         return PIIDetector.redact(text, self.detectors["pii"].score(text).entities)
