@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,9 +44,9 @@ POLITE_ANSWERS = (
 )
 
 
-def _count(check: str, outcome: str = "flagged") -> str:
-    selector = f'check="{check}",stage="output",outcome="{outcome}"'
-    return f"sum(increase(llm_safety_checks_total{{{selector}}}[1m]))"
+def _count(check: str, outcome: str = "flagged", window: str = "1m", stage: str = "output") -> str:
+    selector = f'check="{check}",stage="{stage}",outcome="{outcome}"'
+    return f"sum(increase(llm_safety_checks_total{{{selector}}}[{window}]))"
 
 
 def safety_modes(rag_url: str) -> dict[str, str]:
@@ -81,6 +82,7 @@ class AttackScenario(Scenario):
         self.senders: list[PacedSender] = []
         self.sent: dict[str, int] = {"injection": 0, "question": 0, "toxic": 0, "polite": 0}
         self._lab: Lab | None = None
+        self._started = 0.0
         self._modes: dict[str, str] | None = None
 
     # -- what to expect --------------------------------------------------------------------------------
@@ -125,7 +127,7 @@ class AttackScenario(Scenario):
             yield {"prompt": next(questions), "response": pool[i % len(pool)], "evaluate": False}
 
     def start(self, lab: Lab, hold: float) -> None:
-        self._lab = lab
+        self._lab, self._started = lab, time.time()
         for fault, rate in (("pii_leak", self.pii_rate), ("prompt_leak", self.prompt_leak_rate)):
             if rate > 0:
                 lab.inject("rag_api", fault, self.duration + hold, rate=rate)
@@ -160,14 +162,18 @@ class AttackScenario(Scenario):
             f"{self.sent['toxic']} toxic and {self.sent['polite']} polite answers to /monitor/inference; "
             f"status codes {answers}"
         ]
-        if self._lab is not None:
-            outcomes = {o: self._lab.query(_count("pii", o)) or 0.0 for o in ("flagged", "redacted")}
-            blocked = self._lab.query(
-                'sum(increase(llm_safety_checks_total{check="prompt_injection",outcome="blocked"}[1m]))'
-            )
+        lab = self._lab
+        if lab is not None:
+            window = f"{max(60, round(time.time() - self._started) + 15)}s"  # the whole attack
+
+            def count(check: str, outcome: str, stage: str = "output") -> float:
+                return lab.query(_count(check, outcome, window, stage)) or 0.0
+
             lines.append(
-                f"attack: last minute, PII answers leaked {outcomes['flagged']:.0f}, redacted "
-                f"{outcomes['redacted']:.0f}; injection attempts blocked {blocked or 0:.0f} "
+                f"attack, in Prometheus: PII answers leaked {count('pii', 'flagged'):.0f}, redacted "
+                f"{count('pii', 'redacted'):.0f}; injection attempts flagged "
+                f"{count('prompt_injection', 'flagged', 'input'):.0f}, blocked "
+                f"{count('prompt_injection', 'blocked', 'input'):.0f} "
                 f"(modes: {', '.join(f'{k}={v}' for k, v in sorted(self.modes.items()))})"
             )
         return lines
