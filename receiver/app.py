@@ -17,7 +17,7 @@ from lab_common.app import create_service_app
 from lab_common.faults import require_admin
 from receiver import strictjson
 from receiver.alertmanager import AlertmanagerReader
-from receiver.inbox import render_inbox
+from receiver.inbox import CSP, render_inbox
 from receiver.metrics import REJECTED, REQUESTS
 from receiver.parse import (
     MAX_SUMMARY_CHARS,
@@ -174,7 +174,7 @@ def create_app(settings: ReceiverSettings | None = None) -> FastAPI:
         items = store.list()
         state = await alertmanager.read()
         html = render_inbox(items, channel, alert, state, settings.page_refresh_seconds)
-        return HTMLResponse(html)
+        return HTMLResponse(html, headers={"Content-Security-Policy": CSP})
 
     @app.get("/runbooks", response_class=HTMLResponse)
     def runbooks_page() -> HTMLResponse:

@@ -69,7 +69,24 @@ class Runbooks:
                 count = seen.get(slug, 0)
                 seen[slug] = count + 1
                 token.attrSet("id", slug if count == 0 else f"{slug}-{count}")
+            elif token.type == "inline":
+                _unlink_relative(token.children or [])
         return self._markdown.renderer.render(tokens, self._markdown.options, {})
+
+
+def _unlink_relative(children: list) -> None:
+    # Links to other repository files (../prometheus/..., alerts.md) have nothing to resolve to on this
+    # server: they stay as text rather than lead to a 404.
+    relative = False
+    for child in children:
+        if child.type == "link_open":
+            href = str(child.attrGet("href") or "")
+            relative = not re.match(r"(https?:|mailto:|#)", href)
+            if relative:
+                child.tag, child.attrs = "span", {"title": href}
+        elif child.type == "link_close" and relative:
+            child.tag = "span"
+            relative = False
 
 
 def _headings(markdown: MarkdownIt, source: str) -> list[str]:
