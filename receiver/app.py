@@ -21,6 +21,7 @@ from receiver.inbox import CSP, render_inbox
 from receiver.metrics import REJECTED, REQUESTS
 from receiver.parse import (
     MAX_SUMMARY_CHARS,
+    SlackPayload,
     alert_names,
     alert_status,
     slack_group_key,
@@ -140,8 +141,12 @@ def create_app(settings: ReceiverSettings | None = None) -> FastAPI:
 
     # Slack's real hook URLs look like /services/T000/B000/XXXX; the lab's short form is /slack.
     app.add_api_route("/slack", slack_webhook, methods=["POST"], response_class=PlainTextResponse)
+
+    async def slack_hook(team: str, channel: str, secret: str, request: Request) -> PlainTextResponse:
+        return await slack_webhook(request)  # any hook URL lands in the same inbox
+
     app.add_api_route(
-        "/services/{a}/{b}/{c}", slack_webhook, methods=["POST"], response_class=PlainTextResponse
+        "/services/{team}/{channel}/{secret}", slack_hook, methods=["POST"], response_class=PlainTextResponse
     )
 
     @app.get("/notifications")
@@ -190,7 +195,40 @@ def create_app(settings: ReceiverSettings | None = None) -> FastAPI:
     def get_fail() -> dict[str, Any]:
         return fail.state()
 
+    _document_slack_body(app, ("/slack", "/services/{team}/{channel}/{secret}"))
     return app
+
+
+def _document_slack_body(app: FastAPI, paths: tuple[str, ...]) -> None:
+    """The webhook reads its body itself (JSON or Slack's form encoding, Slack's 400 words): tell the OpenAPI
+    schema what it accepts and answers, so clients and the schema fuzzer know."""
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base_openapi()
+        body = SlackPayload.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(body.pop("$defs", {}))
+        components["SlackPayload"] = body
+        text = {"text/plain": {"schema": {"type": "string"}}}
+        for path in paths:
+            operation = schema["paths"][path]["post"]
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SlackPayload"}}},
+            }
+            operation["responses"] = {
+                **operation.get("responses", {}),
+                "200": {"description": "Stored (or a recent duplicate): `ok`", "content": text},
+                "400": {"description": "`invalid_payload: <field>: <why>` or `no_text`", "content": text},
+                "413": {"description": "The body is larger than MAX_BODY_BYTES"},
+                "500": {"description": "`receiver_fault_injected`: the lab's fail window is open"},
+            }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _field_error(field: str, message: str) -> JSONResponse:
