@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import yaml
 
 from lab_common.net import free_port
+from monitoring.contract import alerts_by_name
+from monitoring.render import Links
 from receiver.inbox import mrkdwn
 from receiver.runbooks import anchor
 from tests.support.receiver import ROOT, Receiver, chromium, dump_dom, start_receiver, stop
@@ -135,7 +138,9 @@ def alert(name: str, severity: str = "critical", family: str = "errors", **annot
 
 def test_inbox_in_chromium_shows_delivered_alerts_and_alertmanager_state(lab: Lab, tmp_path: Path) -> None:
     needs_chromium()
-    lab.post(alert("MLHighErrorRatio", summary=f"5xx share high {HOSTILE}"))
+    # The runbook link as the contract's generator writes it, with this receiver as the base.
+    runbook = Links(runbook_base=f"{lab.receiver.url}/runbooks").runbook(alerts_by_name()["MLHighErrorRatio"])
+    lab.post(alert("MLHighErrorRatio", summary=f"5xx share high {HOSTILE}", runbook_url=runbook))
     slack = lab.wait_for("slack", "MLHighErrorRatio")
     lab.wait_for("email", "MLHighErrorRatio")
     group = 'slack:{alertname="MLHighErrorRatio",service="ml_api",severity="critical"}'
@@ -157,8 +162,11 @@ def test_inbox_in_chromium_shows_delivered_alerts_and_alertmanager_state(lab: La
     assert any("[FIRING:1] MLHighErrorRatio" in text for _ in titles)
     # Colour by status: the template's `danger` becomes Slack's red bar.
     assert any("#e01e5a" in (a.get("style") or "") for a in page.having("div", **{"class": "attachment"}))
-    runbooks = [a for _, a in page.tags if a.get("href") == "http://127.0.0.1:9099/runbooks#mlhigherrorratio"]
-    assert runbooks, "the Runbook link of the Slack text is not a link"
+    assert [a for _, a in page.tags if a.get("href") == runbook], "the Slack text's Runbook is not a link"
+    # ... and it resolves: the page answers and has the section the fragment names.
+    followed = httpx.get(runbook, timeout=10)
+    assert followed.status_code == 200
+    assert f'id="{urlsplit(runbook).fragment}"' in followed.text
     frames = page.having("iframe")
     assert frames and all(f.get("sandbox") == "allow-popups allow-popups-to-escape-sandbox" for f in frames)
     assert "MLHighErrorRatio" in (frames[0].get("srcdoc") or "")
@@ -225,6 +233,13 @@ def test_every_alerts_runbook_anchor_is_served(tmp_path: Path) -> None:
         stop(rec)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     ids = {a.get("id") for _, a in Elements(page.text).tags if a.get("id")}
+    # Every alert of the contract, through the link pattern the generator writes into runbook_url ...
+    links = Links()
+    assert urlsplit(links.runbook_base).path == "/runbooks"
+    for name, contract_alert in alerts_by_name().items():
+        fragment = urlsplit(links.runbook(contract_alert)).fragment
+        assert fragment in ids, f"{name}: its runbook link #{fragment} is not an anchor of /runbooks"
+    # ... and every alert of the rule files Prometheus loads, as written there.
     rules = yaml.safe_load(ALERT_RULES.read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
     assert alerts
