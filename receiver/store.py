@@ -99,7 +99,7 @@ class NotificationStore:
             self._items.clear()
             self._kept_bytes = 0
         elif _is_notification(item):
-            self._keep(item, len(line))
+            self._keep(item, len(line.encode("utf-8")))
         else:
             BAD_ARCHIVE_LINES.inc()
 
@@ -165,7 +165,7 @@ class NotificationStore:
                 DUPLICATES.labels(channel).inc()
                 return None
             self._append(line)
-            self._keep(item, len(line))
+            self._keep(item, len(line.encode("utf-8")))
         NOTIFICATIONS.labels(channel).inc()
         if self.echo:
             console.echo(item, self.out)
