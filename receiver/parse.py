@@ -118,8 +118,23 @@ def _block_texts(root: Any, add) -> None:
             stack.extend(reversed(node))
 
 
+def split_identity(identity: str | None) -> tuple[str | None, str | None]:
+    """(group key, alert sets) from the lab templates' `<group>|firing=<fp>,...|resolved=<fp>,...`; any
+    other string is a group key with no alert sets (the caller then compares whole contents)."""
+    if not identity:
+        return None, None
+    group, separator, rest = identity.partition("|")
+    if not separator:
+        return identity, None
+    sets = []
+    for part in rest.split("|"):
+        name, _, fingerprints = part.partition("=")
+        sets.append(f"{name}={','.join(sorted(fp for fp in fingerprints.split(',') if fp))}")
+    return group, "|".join(sets)
+
+
 def slack_group_key(payload: dict[str, Any]) -> str | None:
-    """The group the lab's template names in `callback_id`; else the title without its firing count."""
+    """The identity the lab's template puts in `callback_id`; else the title without its firing count."""
     for attachment in payload.get("attachments") or []:
         if attachment.get("callback_id"):
             return str(attachment["callback_id"])

@@ -20,6 +20,7 @@ from receiver.parse import (
     slack_group_key,
     slack_shape_error,
     slack_texts,
+    split_identity,
 )
 from receiver.runbooks import Runbooks
 from receiver.settings import ReceiverSettings
@@ -99,7 +100,7 @@ class ReceiverService:
             return 400, refused.answer
         texts = slack_texts(payload)
         status = alert_status(*texts)
-        group = slack_group_key(payload)
+        group, alert_sets = split_identity(slack_group_key(payload))
         fields = {
             "path": path,
             "slack_channel": payload.get("channel"),
@@ -110,7 +111,10 @@ class ReceiverService:
             "group_key": group,
             "payload": payload,
         }
-        self.store.record("slack", fields, key=dedup_key("slack", group, status, payload))
+        # Alertmanager's own rule: same group, same firing and resolved alerts = nothing new. Without the lab
+        # template's identity, only an identical payload is a duplicate.
+        content = alert_sets if alert_sets is not None else payload
+        self.store.record("slack", fields, key=dedup_key("slack", group, status, content))
         # A duplicate is answered ok too: Alertmanager must stop retrying what was already delivered.
         return 200, "ok"
 

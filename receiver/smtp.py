@@ -11,12 +11,12 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from receiver.parse import alert_names, alert_status
+from receiver.parse import alert_names, alert_status, split_identity
 from receiver.store import NotificationStore, dedup_key
 
 log = logging.getLogger("receiver.smtp")
 MAX_BODY_CHARS = 100_000
-# The lab's email template names the Alertmanager group here (its template data has no group key).
+# The lab's email template puts the notification's identity here: group key, firing and resolved alerts.
 GROUP_KEY_HEADER = "X-Lab-Group-Key"
 
 
@@ -37,7 +37,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         "from": str(message.get("From", "")),
         "header_to": str(message.get("To", "")),
         "message_id": str(message.get("Message-ID", "")),
-        "group_key": str(message.get(GROUP_KEY_HEADER, "")) or None,
+        "identity": str(message.get(GROUP_KEY_HEADER, "")) or None,
         "body": bodies.get("plain", ""),
         "html": bodies.get("html", ""),
     }
@@ -69,8 +69,10 @@ class InboxHandler:
             fields.get("html", "")
         )
         status = alert_status(fields.get("subject", "")) or alert_status(fields.get("body", ""))
-        # Each retry of Alertmanager has a new Message-ID and Date: compare what the reader sees.
-        content = [fields.get(k) for k in ("subject", "body", "html")] + [sorted(envelope.rcpt_tos)]
+        group, alert_sets = split_identity(fields.pop("identity", None))
+        # Each retry of Alertmanager has a new Message-ID and Date: without the lab template's identity,
+        # compare what the reader sees.
+        content = alert_sets or [fields.get(k) for k in ("subject", "body", "html")]
         self.store.record(
             "email",
             {
@@ -79,8 +81,9 @@ class InboxHandler:
                 "to": list(envelope.rcpt_tos),
                 "alerts": names,
                 "status": status,
+                "group_key": group,
             },
-            key=dedup_key("email", fields.get("group_key"), status, content),
+            key=dedup_key("email", group, status, [content, sorted(envelope.rcpt_tos)]),
         )
         return "250 Message accepted for delivery"
 

@@ -44,7 +44,7 @@ class Bounds:
     max_kept_bytes: int = 64 * 1024 * 1024
     log_max_bytes: int = 20 * 1024 * 1024
     log_backups: int = 3
-    dedup_seconds: float = 120.0
+    dedup_seconds: float = 600.0
 
 
 def dedup_key(channel: str, group_key: str | None, status: str | None, content: Any) -> str:

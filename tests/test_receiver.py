@@ -380,6 +380,36 @@ def test_identical_retries_are_stored_once_and_counted(receiver: Receiver) -> No
     assert len(jsonl(receiver.log)) == 4
 
 
+def test_same_group_and_alerts_with_a_new_value_is_a_duplicate(receiver: Receiver) -> None:
+    """With the lab template's identity the receiver follows Alertmanager's own rule: a group is news when
+    its firing or resolved alerts change, not when a description's value moved between two retries."""
+    group = 'slack:{alertname="LLMHighLatency",service="rag_api",severity="warning"}'
+
+    def message(value: str, firing: str, resolved: str = "") -> dict:
+        identity = f"{group}|firing={firing}|resolved={resolved}"
+        text = f"*FIRING* p90 at {value} s"
+        title = "[FIRING:1] LLMHighLatency (rag_api warning)"
+        return {"attachments": [{"title": title, "text": text, "callback_id": identity}]}
+
+    with receiver.client() as client:
+        for payload in (
+            message("2.1", "aa11"),
+            message("2.4", "aa11"),  # a retry rendered after the value moved: nothing new
+            message("2.4", "bb22,aa11"),  # a second alert joined the group: news
+            message("2.5", "aa11,bb22"),  # same set, other order
+            message("0.2", "bb22", resolved="aa11"),  # one resolved: news
+        ):
+            assert client.post("/slack", json=payload).text == "ok"
+        kept = client.get("/notifications").json()["notifications"]
+    assert [n["payload"]["attachments"][0]["callback_id"].split("|", 1)[1] for n in kept] == [
+        "firing=aa11|resolved=",
+        "firing=bb22,aa11|resolved=",
+        "firing=bb22|resolved=aa11",
+    ]
+    assert {n["group_key"] for n in kept} == {group}
+    assert receiver.metric("receiver_notifications_duplicate_total", channel="slack") == 2
+
+
 def test_dedup_window_zero_keeps_every_copy(tmp_path: Path) -> None:
     rec = start_receiver(tmp_path, RECEIVER_DEDUP_SECONDS="0")
     try:
