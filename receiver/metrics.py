@@ -13,7 +13,7 @@ NOTIFICATIONS = Counter(
 )
 DUPLICATES = Counter(
     "receiver_notifications_duplicate",
-    "Notifications answered ok but not stored: same group, status and content within RECEIVER_DEDUP_SECONDS.",
+    "Notifications answered ok, not stored: same group, alerts and status within RECEIVER_DEDUP_SECONDS.",
     ["channel"],
 )
 REJECTED = Counter(
