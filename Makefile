@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools lab status stop demo test generate lint fmt clean
+.PHONY: help setup tools browser lab status stop demo test generate lint fmt clean
 
 help:
 	@echo "make lab     run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml constraints.txt
 tools:
 	@bash scripts/install_monitoring_tools.sh
 
+browser:
+	@bash scripts/install_browser.sh
+
 lab: setup tools
 	$(BIN)/python -m labctl up
 
@@ -39,7 +42,7 @@ stop: setup
 demo: setup tools
 	$(BIN)/python -m labctl demo
 
-test: setup tools
+test: setup tools browser
 	$(BIN)/pytest
 
 generate: setup

@@ -166,8 +166,8 @@ def _banner(plan: LabPlan, seconds: float) -> str:
         f"  RAG API         http://localhost:{p.rag_api}/docs",
         f"  Prometheus      http://localhost:{p.prometheus}/alerts   (targets: /targets)",
         f"  Alertmanager    http://localhost:{p.alertmanager}",
-        f"  Notifications   http://localhost:{p.receiver_http}/notifications   "
-        f"(SMTP inbox on :{p.receiver_smtp})",
+        f"  Notifications   http://localhost:{p.receiver_http}/inbox   "
+        f"(JSON: /notifications, runbooks: /runbooks, SMTP on :{p.receiver_smtp})",
     ]
     if any(x.name == "grafana" for x in plan.processes):
         lines.append(f"  Grafana         http://localhost:{p.grafana}")

@@ -200,6 +200,8 @@ def lab_plan(
                 "RECEIVER_HTTP_PORT": str(ports.receiver_http),
                 "RECEIVER_SMTP_PORT": str(ports.receiver_smtp),
                 "RECEIVER_LOG": str(workdir / "receiver" / "notifications.jsonl"),
+                "RECEIVER_ALERTMANAGER_URL": f"http://{local}:{ports.alertmanager}",
+                "LAB_PROFILE": "true",
             },
             root,
             f"http://{local}:{ports.receiver_http}/health",

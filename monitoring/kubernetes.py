@@ -90,6 +90,8 @@ def _receiver(receiver: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
         fields = {k: slack[k] for k in ("channel", "username", "title", "text", "color") if k in slack}
         if "title_link" in slack:
             fields["titleLink"] = slack["title_link"]
+        if "callback_id" in slack:
+            fields["callbackId"] = slack["callback_id"]
         out.setdefault("slackConfigs", []).append(
             {"apiURL": SLACK_SECRET, "sendResolved": slack.get("send_resolved", False), **fields}
         )

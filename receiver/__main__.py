@@ -16,10 +16,11 @@ def main() -> None:
     log = setup_logging("receiver", settings.log_level)
     # aiosmtpd logs every SMTP command at INFO; the notification blocks on stdout say what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    base = f"http://{settings.host}:{settings.http_port}"
     log.info(
-        "slack webhook on http://%s:%d/slack, smtp on %s:%d, log %s",
-        settings.host,
-        settings.http_port,
+        "slack webhook on %s/slack, inbox page %s/inbox, smtp on %s:%d, archive %s",
+        base,
+        base,
         settings.host,
         settings.smtp_port,
         settings.log,

@@ -1,39 +1,26 @@
-"""HTTP side: the Slack incoming-webhook protocol, the notification list, health and a failure knob."""
+"""HTTP side: the Slack incoming-webhook protocol, the notification list, the inbox page, the runbooks,
+health and a failure knob. Routes stay thin: the work is in ReceiverService (service.py)."""
 
 from __future__ import annotations
 
-import json
-import math
-import time
 from contextlib import asynccontextmanager
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from receiver.parse import alert_names, alert_status, slack_texts
+from lab_common.app import create_service_app
+from lab_common.faults import require_admin
+from receiver.inbox import CSP
+from receiver.metrics import REQUESTS
+from receiver.parse import SlackPayload
+from receiver.service import ReceiverService
 from receiver.settings import ReceiverSettings
-from receiver.smtp import start_smtp
-from receiver.store import NotificationStore, parse_since
+from receiver.store import parse_since
 
-CHANNELS = ("slack", "email")
-
-
-class FailWindow:
-    """While open, the Slack endpoints answer 500 (to show Alertmanager retrying)."""
-
-    def __init__(self, seconds: float = 0.0) -> None:
-        self.until = time.monotonic() + seconds if seconds > 0 else 0.0
-        self.rejected = 0
-
-    def set(self, seconds: float) -> None:
-        self.until = time.monotonic() + seconds if seconds > 0 else 0.0
-
-    def remaining(self) -> float:
-        # Rounded up to 0.1 s: a client polling until 0 never sees 0 while the window is still open.
-        return math.ceil(max(0.0, self.until - time.monotonic()) * 10) / 10
+SLACK_PATHS = ("/slack", "/services/{team}/{channel}/{secret}")
+Channel = Literal["slack", "email"]
 
 
 class FailRequest(BaseModel):
@@ -41,107 +28,127 @@ class FailRequest(BaseModel):
 
 
 def create_app(settings: ReceiverSettings | None = None) -> FastAPI:
-    settings = settings or ReceiverSettings()
-    store = NotificationStore(settings.log, max_kept=settings.max_kept, echo=settings.echo)
-    fail = FailWindow(settings.fail_seconds)
+    service = ReceiverService(settings or ReceiverSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        smtp = await start_smtp(store, settings.host, settings.smtp_port)
-        app.state.smtp_port = smtp.sockets[0].getsockname()[1]
+        await service.start()
         try:
             yield
         finally:
-            smtp.close()
-            await smtp.wait_closed()
+            await service.stop()
 
-    app = FastAPI(title="Observability Lab alert receiver", version="0.1.0", lifespan=lifespan)
-    app.state.store = store
-    app.state.fail = fail
-
-    async def slack_webhook(request: Request) -> PlainTextResponse:
-        if fail.remaining() > 0:
-            fail.rejected += 1
-            return PlainTextResponse("receiver_fault_injected", status_code=500)
-        raw = await request.body()
-        payload = _slack_payload(raw, request.headers.get("content-type", ""))
-        if payload is None:
-            return PlainTextResponse("invalid_payload", status_code=400)
-        texts = slack_texts(payload)
-        if not texts:
-            return PlainTextResponse("no_text", status_code=400)
-        store.record(
-            "slack",
-            {
-                "path": request.url.path,
-                "slack_channel": payload.get("channel"),
-                "username": payload.get("username"),
-                "summary": "\n".join(texts)[:4000],
-                "alerts": alert_names(*texts),
-                "status": alert_status(*texts),
-                "payload": payload,
-            },
-        )
-        return PlainTextResponse("ok")
-
-    # Slack's real hook URLs look like /services/T000/B000/XXXX; the lab's short form is /slack.
-    app.add_api_route("/slack", slack_webhook, methods=["POST"], include_in_schema=True)
-    app.add_api_route("/services/{a}/{b}/{c}", slack_webhook, methods=["POST"])
-
-    @app.get("/notifications")
-    def list_notifications(
-        channel: str | None = Query(default=None, description="slack or email"),
-        since: str | None = Query(default=None, description="ISO 8601 time or epoch seconds"),
-    ) -> JSONResponse:
-        if channel is not None and channel not in CHANNELS:
-            raise HTTPException(422, f"channel must be one of {list(CHANNELS)}")
-        try:
-            since_epoch = parse_since(since) if since else None
-        except ValueError as exc:
-            raise HTTPException(422, f"since: not an ISO 8601 time or epoch seconds: {since!r}") from exc
-        items = store.list(channel, since_epoch)
-        return JSONResponse({"count": len(items), "notifications": items})
-
-    @app.delete("/notifications")
-    def clear_notifications() -> dict[str, int]:
-        return {"cleared": store.clear()}
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "smtp_port": getattr(app.state, "smtp_port", None),
-            "notifications": len(store.list()),
-            "failing_for_seconds": round(fail.remaining(), 1),
-            "rejected": fail.rejected,
-        }
-
-    @app.post("/admin/fail")
-    def set_fail(body: FailRequest) -> dict[str, Any]:
-        fail.set(body.seconds)
-        return {"failing_for_seconds": round(fail.remaining(), 1), "rejected": fail.rejected}
-
-    @app.get("/admin/fail")
-    def get_fail() -> dict[str, Any]:
-        return {"failing_for_seconds": round(fail.remaining(), 1), "rejected": fail.rejected}
-
+    app = create_service_app(
+        title="Observability Lab alert receiver",
+        version="0.2.0",
+        settings=service.settings,
+        request_metrics=REQUESTS,
+        lifespan=lifespan,
+        ready_check=service.ready,
+    )
+    app.state.service = service
+    _slack_routes(app, service)
+    _inbox_routes(app, service)
+    _admin_routes(app, service)
+    _document_slack_body(app, SLACK_PATHS)
     return app
 
 
-def _slack_payload(raw: bytes, content_type: str) -> dict[str, Any] | None:
-    """The JSON object of a webhook call: a JSON body, or a form field `payload=` as Slack also accepts."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    candidates = [text]
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        candidates.append(parse_qs(text).get("payload", [""])[0])
-    for candidate in candidates:
+def _slack_routes(app: FastAPI, service: ReceiverService) -> None:
+    async def slack_webhook(request: Request) -> PlainTextResponse:
+        raw = await request.body()
+        status, answer = service.slack(raw, request.headers.get("content-type", ""), request.url.path)
+        return PlainTextResponse(answer, status_code=status)
+
+    async def slack_hook(team: str, channel: str, secret: str, request: Request) -> PlainTextResponse:
+        return await slack_webhook(request)  # any hook URL lands in the same inbox
+
+    # Slack's real hook URLs look like /services/T000/B000/XXXX; the lab's short form is /slack.
+    app.add_api_route(SLACK_PATHS[0], slack_webhook, methods=["POST"], response_class=PlainTextResponse)
+    app.add_api_route(SLACK_PATHS[1], slack_hook, methods=["POST"], response_class=PlainTextResponse)
+
+
+def _inbox_routes(app: FastAPI, service: ReceiverService) -> None:
+    @app.get("/notifications")
+    def list_notifications(
+        channel: Channel | None = Query(default=None, description="slack or email"),
+        since: str | None = Query(default=None, description="ISO 8601 time or epoch seconds"),
+    ) -> JSONResponse:
         try:
-            payload = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(payload, dict):
-            return payload
-    return None
+            since_epoch = parse_since(since) if since else None
+        except ValueError:
+            return _field_error("since", "not an ISO 8601 time or epoch seconds")
+        items = service.store.list(channel, since_epoch)
+        return JSONResponse({"count": len(items), "notifications": items})
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/inbox")
+
+    @app.get("/inbox", response_class=HTMLResponse)
+    async def inbox(
+        channel: Channel | None = Query(default=None, description="slack or email"),
+        alert: str | None = Query(default=None, max_length=200, description="only this alert name"),
+    ) -> HTMLResponse:
+        """The inbox as a page: each Slack message and email as it would look, and Alertmanager's state."""
+        html = await service.inbox_page(channel, alert)
+        return HTMLResponse(html, headers={"Content-Security-Policy": CSP})
+
+    @app.get("/runbooks", response_class=HTMLResponse)
+    def runbooks_page() -> HTMLResponse:
+        """docs/runbooks.md as HTML; each alert's section has the anchor `#<alert name in lower case>`."""
+        return HTMLResponse(service.runbooks.html())
+
+
+def _admin_routes(app: FastAPI, service: ReceiverService) -> None:
+    admin = [Depends(require_admin(service.settings))]
+
+    @app.delete("/notifications", dependencies=admin)
+    def clear_notifications() -> dict[str, int]:
+        """Empty the inbox. The archive (RECEIVER_LOG) keeps every notification."""
+        return {"cleared": service.store.clear()}
+
+    @app.post("/admin/fail", dependencies=admin)
+    def set_fail(body: FailRequest) -> dict[str, Any]:
+        service.fail.set(body.seconds)
+        return service.fail.state()
+
+    @app.get("/admin/fail")
+    def get_fail() -> dict[str, Any]:
+        return service.fail.state()
+
+
+def _document_slack_body(app: FastAPI, paths: tuple[str, ...]) -> None:
+    """The webhook reads its body itself (JSON or Slack's form encoding, Slack's 400 words): tell the OpenAPI
+    schema what it accepts and answers, so clients and the schema fuzzer know."""
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base_openapi()
+        body = SlackPayload.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(body.pop("$defs", {}))
+        components["SlackPayload"] = body
+        text = {"text/plain": {"schema": {"type": "string"}}}
+        for path in paths:
+            operation = schema["paths"][path]["post"]
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SlackPayload"}}},
+            }
+            operation["responses"] = {
+                **operation.get("responses", {}),
+                "200": {"description": "Stored (or a recent duplicate): `ok`", "content": text},
+                "400": {"description": "`invalid_payload: <field>: <why>` or `no_text`", "content": text},
+                "413": {"description": "The body is larger than MAX_BODY_BYTES"},
+                "500": {"description": "`receiver_fault_injected`: the lab's fail window is open"},
+            }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _field_error(field: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": [{"field": field, "message": message, "type": "value_error"}]}, 422)

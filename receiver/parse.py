@@ -1,15 +1,63 @@
-"""Pull alert names and statuses out of what Alertmanager sends (Slack text, email subject and body)."""
+"""What Alertmanager sends, read: the Slack payload's shape, its texts, alert names, statuses, group keys."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 # Alertmanager's default titles/subjects: "[FIRING:2] HighErrorRate (ml-api critical)".
 _HEADER = re.compile(r"\[(FIRING|RESOLVED)(?::\d+)?\]\s*([A-Za-z_:][A-Za-z0-9_:]*)", re.IGNORECASE)
 # Custom templates usually print the label itself: "alertname=X", "alertname: X", "*Alert:* X".
 _LABEL = re.compile(r"alertname\W{0,3}\s*[=:]\s*[\"'`*]*([A-Za-z_:][A-Za-z0-9_:]*)", re.IGNORECASE)
 _STATUS = re.compile(r"\b(FIRING|RESOLVED)\b", re.IGNORECASE)
+_FIRING_COUNT = re.compile(r"^\[(FIRING|RESOLVED)(?::\d+)?\]", re.IGNORECASE)
+MAX_SUMMARY_CHARS = 4000
+
+
+class _Open(BaseModel):
+    # Slack accepts (and Alertmanager sends) more keys than the receiver reads: keep them, check what is read.
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class SlackField(_Open):
+    title: str | None = None
+    value: str | None = None
+    short: bool | None = None
+
+
+class SlackAttachment(_Open):
+    title: str | None = None
+    title_link: str | None = None
+    pretext: str | None = None
+    text: str | None = None
+    fallback: str | None = None
+    color: str | None = None
+    footer: str | None = None
+    callback_id: str | None = None
+    fields: list[SlackField] | None = None
+
+
+class SlackPayload(_Open):
+    """An incoming-webhook message: Alertmanager's (attachments) or a hand-written one (text, blocks)."""
+
+    text: str | None = None
+    channel: str | None = None
+    username: str | None = None
+    attachments: list[SlackAttachment] | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
+def slack_shape_error(payload: dict[str, Any]) -> str | None:
+    """None for a well-formed payload, else `field: message` for the first wrong field."""
+    try:
+        SlackPayload.model_validate(payload)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "payload"
+        return f"{field}: {error['msg']}"
+    return None
 
 
 def alert_names(*texts: str) -> list[str]:
@@ -36,7 +84,7 @@ def alert_status(*texts: str) -> str | None:
 
 
 def slack_texts(payload: dict[str, Any]) -> list[str]:
-    """Every human-readable string of a Slack message: text, attachments and blocks."""
+    """Every human-readable string of a (shape-checked) Slack message: text, attachments and blocks."""
     texts: list[str] = []
 
     def add(value: Any) -> None:
@@ -45,27 +93,52 @@ def slack_texts(payload: dict[str, Any]) -> list[str]:
 
     add(payload.get("text"))
     for attachment in payload.get("attachments") or []:
-        if not isinstance(attachment, dict):
-            continue
         for key in ("pretext", "title", "fallback", "text"):
             add(attachment.get(key))
         for item in attachment.get("fields") or []:
-            if isinstance(item, dict):
-                add(item.get("title"))
-                add(item.get("value"))
-    for block in payload.get("blocks") or []:
-        _block_texts(block, add)
+            add(item.get("title"))
+            add(item.get("value"))
+    _block_texts(payload.get("blocks") or [], add)
     return texts
 
 
-def _block_texts(node: Any, add) -> None:
+def _block_texts(root: Any, add) -> None:
     # Block Kit nests text objects ({"type": "mrkdwn", "text": "..."}) inside sections, fields, contexts.
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "text" and isinstance(value, str):
-                add(value)
-            else:
-                _block_texts(value, add)
-    elif isinstance(node, list):
-        for item in node:
-            _block_texts(item, add)
+    # Walked with a stack: the depth is bounded before parsing, but no input should cost a RecursionError.
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in reversed(list(node.items())):
+                if key == "text" and isinstance(value, str):
+                    add(value)
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+
+
+def split_identity(identity: str | None) -> tuple[str | None, str | None]:
+    """(group key, alert sets) from the lab templates' `<group>|firing=<fp>,...|resolved=<fp>,...`; any
+    other string is a group key with no alert sets (the caller then compares whole contents)."""
+    if not identity:
+        return None, None
+    group, separator, rest = identity.partition("|")
+    if not separator:
+        return identity, None
+    sets = []
+    for part in rest.split("|"):
+        name, _, fingerprints = part.partition("=")
+        sets.append(f"{name}={','.join(sorted(fp for fp in fingerprints.split(',') if fp))}")
+    return group, "|".join(sets)
+
+
+def slack_group_key(payload: dict[str, Any]) -> str | None:
+    """The identity the lab's template puts in `callback_id`; else the title without its firing count."""
+    for attachment in payload.get("attachments") or []:
+        if attachment.get("callback_id"):
+            return str(attachment["callback_id"])
+    for attachment in payload.get("attachments") or []:
+        if attachment.get("title"):
+            return _FIRING_COUNT.sub("", str(attachment["title"])).strip() or None
+    return None

@@ -11,11 +11,13 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from receiver.parse import alert_names, alert_status
-from receiver.store import NotificationStore
+from receiver.parse import alert_names, alert_status, split_identity
+from receiver.store import NotificationStore, dedup_key
 
 log = logging.getLogger("receiver.smtp")
 MAX_BODY_CHARS = 100_000
+# The lab's email template puts the notification's identity here: group key, firing and resolved alerts.
+GROUP_KEY_HEADER = "X-Lab-Group-Key"
 
 
 def parse_message(raw: bytes) -> dict[str, Any]:
@@ -35,6 +37,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         "from": str(message.get("From", "")),
         "header_to": str(message.get("To", "")),
         "message_id": str(message.get("Message-ID", "")),
+        "identity": str(message.get(GROUP_KEY_HEADER, "")) or None,
         "body": bodies.get("plain", ""),
         "html": bodies.get("html", ""),
     }
@@ -65,6 +68,11 @@ class InboxHandler:
         names = alert_names(fields.get("subject", ""), fields.get("body", "")) or alert_names(
             fields.get("html", "")
         )
+        status = alert_status(fields.get("subject", "")) or alert_status(fields.get("body", ""))
+        group, alert_sets = split_identity(fields.pop("identity", None))
+        # Each retry of Alertmanager has a new Message-ID and Date: without the lab template's identity,
+        # compare what the reader sees.
+        content = alert_sets or [fields.get(k) for k in ("subject", "body", "html")]
         self.store.record(
             "email",
             {
@@ -72,8 +80,10 @@ class InboxHandler:
                 "mail_from": envelope.mail_from,
                 "to": list(envelope.rcpt_tos),
                 "alerts": names,
-                "status": alert_status(fields.get("subject", "")) or alert_status(fields.get("body", "")),
+                "status": status,
+                "group_key": group,
             },
+            key=dedup_key("email", group, status, [content, sorted(envelope.rcpt_tos)]),
         )
         return "250 Message accepted for delivery"
 
@@ -82,7 +92,8 @@ def _accept_any(server: SMTP, session: Session, envelope: Envelope, mechanism: s
     return AuthResult(success=True)
 
 
-async def start_smtp(store: NotificationStore, host: str, port: int) -> asyncio.Server:
+async def start_smtp(store: NotificationStore, host: str, port: int, max_bytes: int) -> asyncio.Server:
+    """The inbox on host:port; a message over `max_bytes` is refused with 552 (the sender sees it)."""
     loop = asyncio.get_running_loop()
     handler = InboxHandler(store)
     # A lab inbox: if a client insists on AUTH (no TLS here), any credentials are accepted.
@@ -93,6 +104,7 @@ async def start_smtp(store: NotificationStore, host: str, port: int) -> asyncio.
             auth_require_tls=False,
             authenticator=_accept_any,
             enable_SMTPUTF8=True,
+            data_size_limit=max_bytes,
         ),
         host=host,
         port=port,

@@ -284,6 +284,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             "RECEIVER_SMTP_PORT": str(smtp_port),
             "RECEIVER_LOG": str(tmp / "notifications.jsonl"),
             "RECEIVER_ECHO": "false",
+            "LAB_PROFILE": "true",  # the fail knob is a lab fault
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

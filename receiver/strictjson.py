@@ -1,0 +1,39 @@
+"""Strict JSON both ways: no NaN/Infinity (which no JSON reader after us accepts), bounded nesting."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads` that refuses NaN/Infinity; every failure (even a recursion or int-size limit) is a
+    ValueError, so callers answer 400 or skip a line instead of crashing."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
+def dumps(value: Any) -> str:
+    """One line of strict JSON (non-ASCII kept); raises ValueError for NaN/Infinity."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str, separators=(",", ":"))
+
+
+def depth(value: Any, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, counted without recursion; stops counting past `limit`."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
