@@ -1,6 +1,6 @@
 """Batch scorer: one JSON line in ({id, text}, other fields ignored), one JSON line out per row.
 
-    python -m rag_api.safety --input IN.jsonl --output OUT.jsonl [--no-embeddings] [--batch-size 64]
+    python -m rag_api.safety --input IN.jsonl --output OUT.jsonl [--no-embeddings] [--threshold CHECK=0.5]
 
 Output rows: {id, prompt_injection, toxicity, pii} (scores in [0, 1]), pii_entities (types found, in text
 order) and flagged ({check: score >= the detector's threshold}). Offline: the MiniLM model ships in a package.
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag_api.safety.detectors import Detector, build_detectors
+from rag_api.safety.detectors.head import sentences
 
 CHECKS = ("prompt_injection", "toxicity", "pii")
 
@@ -42,8 +43,14 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def score_row(row_id: Any, text: str, detectors: dict[str, Detector], embedding: np.ndarray | None) -> dict:
-    results = {check: detectors[check].score(text, embedding) for check in CHECKS}
+def score_row(
+    row_id: Any,
+    text: str,
+    detectors: dict[str, Detector],
+    embedding: np.ndarray | None = None,
+    sentence_embeddings: np.ndarray | None = None,
+) -> dict:
+    results = {check: detectors[check].score(text, embedding, sentence_embeddings) for check in CHECKS}
     return {
         "id": row_id,
         **{check: round(results[check].score, 6) for check in CHECKS},
@@ -68,12 +75,18 @@ def embed_by_length(embedder: Any, texts: list[str], batch: int = 32) -> np.ndar
 def score_rows(
     rows: list[dict[str, Any]], detectors: dict[str, Detector], embedder: Any = None
 ) -> list[dict]:
+    """With an embedder: each text and each of its sentences embedded once, in one length-sorted pass."""
     texts = [row["text"] for row in rows]
-    embeddings = embed_by_length(embedder, texts) if embedder is not None and texts else None
-    return [
-        score_row(row["id"], row["text"], detectors, None if embeddings is None else embeddings[i])
-        for i, row in enumerate(rows)
-    ]
+    if embedder is None or not texts:
+        return [score_row(row["id"], row["text"], detectors) for row in rows]
+    parts = [sentences(text) for text in texts]
+    vectors = embed_by_length(embedder, texts + [s for p in parts for s in p])
+    records, cursor = [], len(texts)
+    for i, row in enumerate(rows):
+        sentence_vectors = vectors[cursor : cursor + len(parts[i])] if parts[i] else None
+        cursor += len(parts[i])
+        records.append(score_row(row["id"], row["text"], detectors, vectors[i], sentence_vectors))
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--no-embeddings", action="store_true", help="pure-text signals only (no MiniLM)")
     parser.add_argument("--batch-size", type=int, default=256, help="rows embedded and written per step")
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="CHECK=VALUE",
+        help="flag threshold for one check (default 0.5 each), e.g. --threshold toxicity=0.7",
+    )
     args = parser.parse_args(argv)
+    thresholds = {}
+    for item in args.threshold:
+        check, _, value = item.partition("=")
+        try:
+            thresholds[check] = float(value)
+        except ValueError:
+            parser.error(f"--threshold {item}: expected CHECK=NUMBER")
+        if check not in CHECKS or not 0.0 <= thresholds[check] <= 1.0:
+            parser.error(f"--threshold {item}: CHECK is one of {', '.join(CHECKS)}, VALUE in [0, 1]")
     if not args.input.exists():
         parser.error(f"--input {args.input}: no such file")
 
@@ -91,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from rag_api.embeddings import get_embedder
 
         embedder = get_embedder()
-    detectors = build_detectors(embedder)
+    detectors = build_detectors(embedder, thresholds)
     written = 0
     try:
         with args.output.open("w", encoding="utf-8") as out:
