@@ -137,3 +137,10 @@ def test_severity_rules() -> None:
 def test_the_fake_customer_record_is_found_by_the_pii_check(monitor: SafetyChain) -> None:
     pii = by_check(monitor.scan_output(FAKE_CUSTOMER_RECORD))["pii"]
     assert {"CREDIT_CARD", "IBAN", "EMAIL"} <= set(pii.entities)
+
+
+def test_thresholds_from_the_settings_reach_the_detectors() -> None:
+    strict = SafetyChain(SafetySettings(thresholds={"pii": 0.99}))
+    assert by_check(strict.scan_output(LEAKY_ANSWER))["pii"].outcome == "pass"  # card scores 0.95
+    with pytest.raises(ValueError, match="unknown check"):
+        SafetySettings(thresholds={"canary_leak": 0.5})

@@ -187,7 +187,7 @@ class SafetyChain:
         self.settings = settings
         # Random per process unless configured: each worker plants and checks its own.
         self.canary = settings.canary or f"NIMBUS-CANARY-{secrets.token_hex(8)}"
-        built = detectors if detectors is not None else build_detectors(embedder)
+        built = detectors if detectors is not None else build_detectors(embedder, settings.thresholds)
         self.detectors: dict[str, Any] = {**built, "canary_leak": CanaryDetector(self.canary)}
         self.faults = faults
         self._rng = random.Random()

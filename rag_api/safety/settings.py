@@ -36,6 +36,19 @@ class SafetySettings(BaseSettings):
     # Planted in the generation prompt; seen in an answer = the prompt leaked. None: random per process.
     canary: str | None = Field(default=None, min_length=8, max_length=128)
     refusal: str = Field(default=DEFAULT_REFUSAL, min_length=1, max_length=1000)
+    # Per-check flag thresholds over the detectors' documented defaults (0.5), e.g.
+    # RAG_SAFETY_THRESHOLDS='{"prompt_injection": 0.7}'. Measure first: `python -m benchmarks.safety`.
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(thresholds) - {"prompt_injection", "toxicity", "pii"})
+        if unknown:
+            raise ValueError(f"unknown check {unknown}; thresholds exist for prompt_injection, toxicity, pii")
+        if any(not 0 < t <= 1 for t in thresholds.values()):
+            raise ValueError("thresholds are in (0, 1]")
+        return thresholds
 
     @field_validator("modes")
     @classmethod
