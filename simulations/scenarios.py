@@ -86,6 +86,42 @@ class PacedScenario(Scenario):
             self.sender.stop()
 
 
+class SideBySide(Scenario):
+    """Independent scenarios (other services, other alerts) injected at once and watched as one: `all`
+    runs drift (ml_api) and attack (rag_api) together to end sooner."""
+
+    def __init__(self, *parts: Scenario) -> None:
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+        self.services = tuple(dict.fromkeys(s for p in parts for s in p.services))
+        self.duration = max(p.duration for p in parts)
+
+    @property
+    def expected(self) -> list[Expected]:  # type: ignore[override]
+        return [e for p in self.parts for e in p.expected]
+
+    def start(self, lab: Lab, hold: float) -> None:
+        for part in self.parts:
+            part.start(lab, hold)
+
+    def load_finished(self) -> bool:
+        return all(p.load_finished() for p in self.parts)
+
+    def stop_load(self) -> None:
+        for part in self.parts:
+            part.stop_load()
+
+    def progress(self) -> str:
+        return " | ".join(p.progress() for p in self.parts)
+
+    def summary(self) -> list[str]:
+        return [line for p in self.parts for line in p.summary()]
+
+    def cleanup(self, lab: Lab) -> None:
+        for part in self.parts:
+            part.cleanup(lab)
+
+
 # ------------------------------------------------------------------------------------------------ drift
 
 

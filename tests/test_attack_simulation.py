@@ -8,6 +8,7 @@ import random
 from rag_api.safety.chain import SafetyChain
 from rag_api.safety.settings import STAGE_CHECKS, SafetySettings
 from simulations.attack import INJECTIONS, POLITE_ANSWERS, TOXIC_ANSWERS, AttackScenario
+from simulations.scenarios import DriftScenario, SideBySide
 
 MONITOR = {f"{s}.{c}": "monitor" for s, checks in STAGE_CHECKS.items() for c in checks}
 ENFORCE = dict.fromkeys(MONITOR, "enforce")
@@ -59,3 +60,11 @@ def test_the_chat_stream_mixes_attacks_at_the_asked_rate() -> None:
     queries = [next(stream)["query"] for _ in range(400)]
     share = sum(q in INJECTIONS for q in queries) / len(queries)
     assert 0.4 < share < 0.6 and attack.sent["injection"] + attack.sent["question"] == 400
+
+
+def test_side_by_side_watches_both_and_keeps_their_services() -> None:
+    drift = DriftScenario(duration=30, drift_amount=1.0, features=["ticket_length"], rps=5)
+    both = SideBySide(drift, scenario(MONITOR))
+    assert both.name == "drift+attack" and both.services == ("ml_api", "rag_api")
+    assert [e.alert for e in both.expected] == ["MLFeatureDrift", *names(scenario(MONITOR))]
+    assert both.duration == 60
