@@ -3,7 +3,8 @@
 One `Watch` per expected alert. Times are measured from the injection: time-to-fire is when Alertmanager first
 shows the alert active (not inhibited, not silenced), time-to-notify is when the receiver got the first firing
 notification naming it, per channel. Which channels to expect follows Alertmanager's routing
-(alertmanager/alertmanager.yml): every alert goes to Slack, critical ones also by email.
+(alertmanager/alertmanager.yml): every alert goes to Slack, critical ones also by email, and security ones
+(`team="security"`) to their own Slack channel and mailbox whatever the severity.
 """
 
 from __future__ import annotations
@@ -20,19 +21,25 @@ from simulations.data import ROOT
 from simulations.lab import Lab
 
 CHANNELS_BY_SEVERITY = {"critical": ("slack", "email"), "warning": ("slack",)}
+SECURITY_CHANNELS = ("slack", "email")  # the security route: Slack and email for every severity
 
 
 @cache
-def rule_severities() -> dict[str, str]:
-    """alertname -> severity from the repository's rules (Alertmanager's label wins once it has the alert)."""
-    found: dict[str, str] = {}
+def rule_labels() -> dict[str, dict[str, str]]:
+    """alertname -> its labels in the repository's rules."""
+    found: dict[str, dict[str, str]] = {}
     for path in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for group in data.get("groups") or []:
             for rule in group.get("rules") or []:
                 if "alert" in rule:
-                    found[rule["alert"]] = (rule.get("labels") or {}).get("severity", "")
+                    found[rule["alert"]] = dict(rule.get("labels") or {})
     return found
+
+
+def rule_severities() -> dict[str, str]:
+    """alertname -> severity from the repository's rules (Alertmanager's label wins once it has the alert)."""
+    return {name: labels.get("severity", "") for name, labels in rule_labels().items()}
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class Watch:
 
     @property
     def channels(self) -> tuple[str, ...]:
+        if rule_labels().get(self.expected.alert, {}).get("team") == "security":
+            return SECURITY_CHANNELS
         return CHANNELS_BY_SEVERITY.get(self.severity or "", ("slack",))
 
     @property

@@ -9,6 +9,7 @@ from rag_api.safety.chain import SafetyChain
 from rag_api.safety.settings import STAGE_CHECKS, SafetySettings
 from simulations.attack import INJECTIONS, POLITE_ANSWERS, TOXIC_ANSWERS, AttackScenario
 from simulations.scenarios import DriftScenario, SideBySide
+from simulations.watch import Watch
 
 MONITOR = {f"{s}.{c}": "monitor" for s, checks in STAGE_CHECKS.items() for c in checks}
 ENFORCE = dict.fromkeys(MONITOR, "enforce")
@@ -68,3 +69,9 @@ def test_side_by_side_watches_both_and_keeps_their_services() -> None:
     assert both.name == "drift+attack" and both.services == ("ml_api", "rag_api")
     assert [e.alert for e in both.expected] == ["MLFeatureDrift", *names(scenario(MONITOR))]
     assert both.duration == 60
+
+
+def test_security_warnings_are_watched_on_email_too() -> None:
+    """The security route mails every severity: the watch waits for that mail, as for a critical."""
+    injection = next(e for e in scenario(MONITOR).expected if e.alert == "LLMPromptInjectionShareHigh")
+    assert Watch("attack", injection).channels == ("slack", "email")
