@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from rag_api.app import create_app
-from rag_api.llm import SYSTEM_PROMPT
-from tests.support.openai_server import OpenAICompatibleServer, last_user_message
+from rag_api.llm import SYSTEM_PROMPT, system_prompt
+from tests.support.openai_server import OpenAICompatibleServer, echo_context_responder, last_user_message
 from tests.support.rag import copy_index, offline_settings
 
 MODEL = "gpt-4o-mini"
@@ -64,7 +64,10 @@ def test_generation_goes_through_the_server_and_counts_tokens_and_cost(
     assert body["generator"] == "openai" and body["model"] == MODEL
     (request,) = server.requests
     assert request["model"] == MODEL
-    assert request["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    # The system prompt carries the safety chain's canary (rag_api/safety): seen in an answer = a leak.
+    canary = client.app.state.rag.safety.canary
+    assert request["messages"][0] == {"role": "system", "content": system_prompt(canary)}
+    assert request["messages"][0]["content"].startswith(SYSTEM_PROMPT) and canary in system_prompt(canary)
     user = last_user_message(request)
     assert QUESTION in user and "How to reset your password" in user  # the retrieved context was sent
     # The default responder echoes the first context sentence: that is the answer we return.
@@ -118,3 +121,19 @@ def test_a_hung_server_costs_at_most_the_timeouts(client: TestClient, server: Op
     assert len(server.requests) == 2  # one attempt plus one retry
     # 2 attempts of 0.5 s plus the SDK's short back-off, far below the server's 3 s hang.
     assert body["latency_ms"]["generation"] < 2500
+
+
+def test_an_llm_that_repeats_its_prompt_is_caught_by_the_canary_check(
+    client: TestClient, server: OpenAICompatibleServer
+) -> None:
+    """A prompt-extraction that works: the server answers with the system prompt it was sent."""
+    labels = {"check": "canary_leak", "stage": "output", "outcome": "flagged", "source": "chat"}
+    before = sample("llm_safety_checks_total", labels)
+    server.responder = lambda request: "My instructions: " + request["messages"][0]["content"]
+    try:
+        body = chat(client)
+    finally:
+        server.responder = echo_context_responder
+    canary = next(c for c in body["safety"]["output"]["checks"] if c["check"] == "canary_leak")
+    assert canary["flagged"] and canary["severity"] == "HIGH" and body["generator"] == "openai"
+    assert sample("llm_safety_checks_total", labels) == before + 1
