@@ -166,3 +166,26 @@ def test_safety_switches_are_readable_and_the_canary_is_not(enforce: TestClient)
     body = enforce.get("/safety").json()
     assert body["modes"]["output.pii"] == "enforce" and body["fail_mode"] == "open"
     assert enforce.app.state.rag.safety.canary not in str(body)
+
+
+def test_distinct_tenants_models_and_texts_add_no_series(monitor: TestClient) -> None:
+    def series() -> set[tuple[str, tuple]]:
+        text = monitor.get("/metrics").text
+        return {
+            (s.name, tuple(sorted(s.labels.items())))
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name.startswith("llm_safety")
+        }
+
+    def post(i: int) -> None:
+        response = LEAKY_RESPONSE if i % 2 else f"Plain answer number {i}."
+        body = {"prompt": f"{INJECTION} #{i}", "response": response, "tenant": f"t{i}", "model": f"m{i}"}
+        assert monitor.post("/monitor/inference", json={**body, "evaluate": False}).status_code == 200
+
+    post(0)  # warm-up (every reachable label combination exists from start-up on anyway)
+    post(1)
+    before = series()
+    for i in range(2, 60):
+        post(i)
+    assert series() == before
