@@ -59,14 +59,13 @@ def _features(text: str) -> list[str]:
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("where the lab is, and how long to wait")
-    g.add_argument("--ml-url", default="http://127.0.0.1:8000", help="ml_api (default %(default)s)")
-    g.add_argument("--rag-url", default="http://127.0.0.1:8001", help="rag_api (default %(default)s)")
-    g.add_argument("--prometheus-url", default="http://127.0.0.1:9090", help="default %(default)s")
-    g.add_argument("--alertmanager-url", default="http://127.0.0.1:9093", help="default %(default)s")
+    defaults = LabUrls.from_ports()
+    g.add_argument("--ml-url", default=defaults.ml, help="ml_api (default %(default)s)")
+    g.add_argument("--rag-url", default=defaults.rag, help="rag_api (default %(default)s)")
+    g.add_argument("--prometheus-url", default=defaults.prometheus, help="default %(default)s")
+    g.add_argument("--alertmanager-url", default=defaults.alertmanager, help="default %(default)s")
     g.add_argument(
-        "--receiver-url",
-        default="http://127.0.0.1:9099",
-        help="the lab's alert receiver (default %(default)s)",
+        "--receiver-url", default=defaults.receiver, help="the lab's alert receiver (default %(default)s)"
     )
     g.add_argument(
         "--admin-token",

@@ -380,7 +380,7 @@ def execute(
                 )
             before_names -= stale
         for w in watches:
-            w.before = lab.query(w.expected.query)
+            w.before = lab.query_max(w.expected.query)
 
     hold = 30.0 if no_wait else timeout
     injected_at = time.time()

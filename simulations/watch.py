@@ -83,7 +83,7 @@ class Watch:
         """Update from the lab; returns the milestones reached in this poll (for the log)."""
         events: list[str] = []
         now = time.time()
-        value = lab.query(self.expected.query)
+        value = lab.query_max(self.expected.query)
         if value is not None and (self.peak is None or value > self.peak):
             self.peak = value
         if self.fired_after is None:
