@@ -37,7 +37,7 @@ def generate_unhealthy_data(lab: Lab) -> None:
         r = client.post(f"{lab.ml_url}/predict", json={**next(tickets), "customer_tier": 9})
         assert r.status_code == 422
         # rag_api too slow for triage's timeout: degraded triage (reason "timeout").
-        lab.inject(lab.rag_url, "latency", duration=30, delay_ms=3000)
+        lab.inject("rag_api", "latency", 30, delay_ms=3000)
         with ThreadPoolExecutor(4) as pool:
             list(
                 pool.map(
@@ -49,11 +49,11 @@ def generate_unhealthy_data(lab: Lab) -> None:
             )
         lab.clear_faults()
         # Failed evaluations.
-        lab.inject(lab.rag_url, "evaluation_failure", duration=30, rate=1.0)
+        lab.inject("rag_api", "evaluation_failure", 30, rate=1.0)
         for q in questions[:6]:
             client.post(f"{lab.rag_url}/chat", json={"query": q})
         # 5xx answers, which also fire the ML error-ratio alert (for: shortened to seconds).
-        lab.inject(lab.ml_url, "errors", duration=30, rate=1.0)
+        lab.inject("ml_api", "errors", 30, rate=1.0)
         for _ in range(20):
             client.post(f"{lab.ml_url}/predict", json=next(tickets))
             time.sleep(0.2)
