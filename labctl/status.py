@@ -131,7 +131,9 @@ def _collect_alerts(client: LabClient, status: LabStatus) -> None:
 
 def render(status: LabStatus) -> str:
     lines = ["process        state  pid      restarts  last exit"]
-    for name, up in status.processes.items():
+    # Processes without a health URL (traffic) are up while they run.
+    extra = {n: bool(s.get("running")) for n, s in status.supervised.items() if n not in status.processes}
+    for name, up in {**status.processes, **extra}.items():
         sup = status.supervised.get(name, {})
         pid, restarts, last = sup.get("pid") or "-", sup.get("restarts", "-"), sup.get("last_exit") or "-"
         lines.append(f"{name:<14} {'up' if up else 'DOWN':<6} {pid!s:<8} {restarts!s:<9} {last}")

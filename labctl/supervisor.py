@@ -204,6 +204,7 @@ class Supervisor:
             child.proc = proc
         with child.spawned:
             child.spawned.notify_all()
+        self.say(f"{spec.name} started (pid {proc.pid})")
         self._changed()
         return proc
 

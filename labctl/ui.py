@@ -8,6 +8,7 @@ replaced by a note saying what to use instead.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from labctl.binaries import GRAFANA_INSTALL_HINT
@@ -79,10 +80,15 @@ def lab_pages(client: LabClient, ports: Ports, *, grafana_installed: bool) -> li
     return pages
 
 
-def render_pages(pages: list[Page]) -> list[str]:
+def render_pages(pages: list[Page], width: int = 110) -> list[str]:
+    """One line a page (`label  url  (note)`); a page with no URL gets its note instead, wrapped."""
     lines = []
     for page in pages:
-        where = page.url or "-"
-        note = f"   ({page.note})" if page.note and page.url else f"   {page.note}" if page.note else ""
-        lines.append(f"  {page.label:<15} {where}{note}")
+        head = f"  {page.label:<15} "
+        if page.url:
+            lines.append(head + page.url + (f"   ({page.note})" if page.note else ""))
+            continue
+        wrapped = textwrap.wrap(page.note, width - len(head)) or [""]
+        lines.append(head + wrapped[0])
+        lines += [" " * len(head) + rest for rest in wrapped[1:]]
     return lines
