@@ -13,8 +13,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from labctl.binaries import MissingTools, monitoring_binaries
 from labctl.client import LabClient, LabUrls
@@ -25,6 +25,15 @@ from labctl.wait import WaitTimeout, wait_all, wait_until
 
 # What the modules that used to live here are imported as by the tests and scripts.
 __all__ = ["MissingTools", "NativeStack", "ProcessSpec", "StartupError", "lab_plan", "monitoring_binaries"]
+
+
+# A test lab: 1 s scrapes and rule evaluations, no background traffic, no Grafana.
+TEST_OPTIONS: dict[str, Any] = {
+    "scrape_interval": "1s",
+    "evaluation_interval": "1s",
+    "traffic": False,
+    "grafana": False,
+}
 
 
 class NativeStack:
@@ -48,32 +57,16 @@ class NativeStack:
         keep: bool = False,
         root: Path = ROOT,
         backoff: Backoff = Backoff(),
-        rules_dir: Path | None = None,
-        max_for: float | None = None,
-        scrape_interval: str | None = "1s",
-        evaluation_interval: str | None = "1s",
-        alertmanager_timings: Mapping[str, str] | None = None,
-        traffic: bool = False,
-        grafana: bool | None = False,
-        service_env: Mapping[str, str] | None = None,
+        **options: Any,
     ) -> None:
+        """`options`: labctl.plan.Options (max_for, scrape_interval, service_env ...) over TEST_OPTIONS."""
         self.ports = ports or Ports.free()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="obslab-"))
         self.keep = keep
         self.startup_timeout = startup_timeout
         self.plan: LabPlan = lab_plan(
-            self.workdir,
-            ports=self.ports,
-            root=root,
-            rules_dir=rules_dir,
-            max_for=max_for,
-            scrape_interval=scrape_interval,
-            evaluation_interval=evaluation_interval,
-            alertmanager_timings=alertmanager_timings,
-            traffic=traffic,
-            grafana=grafana,
-            service_env=service_env,
+            self.workdir, ports=self.ports, root=root, **{**TEST_OPTIONS, **options}
         )
         self.supervisor = Supervisor(self.plan.processes, self.workdir / "logs", backoff=backoff)
         self.urls = LabUrls.from_ports(self.ports)
@@ -81,25 +74,11 @@ class NativeStack:
         self.started_in: float | None = None
 
     # URLs -------------------------------------------------------------------------------------------
-    @property
-    def ml_url(self) -> str:
-        return self.urls.ml
-
-    @property
-    def rag_url(self) -> str:
-        return self.urls.rag
-
-    @property
-    def prometheus_url(self) -> str:
-        return self.urls.prometheus
-
-    @property
-    def alertmanager_url(self) -> str:
-        return self.urls.alertmanager
-
-    @property
-    def receiver_url(self) -> str:
-        return self.urls.receiver
+    ml_url = property(lambda self: self.urls.ml)
+    rag_url = property(lambda self: self.urls.rag)
+    prometheus_url = property(lambda self: self.urls.prometheus)
+    alertmanager_url = property(lambda self: self.urls.alertmanager)
+    receiver_url = property(lambda self: self.urls.receiver)
 
     def log_path(self, name: str) -> Path:
         return self.supervisor.child(name).log_path

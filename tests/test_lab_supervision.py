@@ -19,11 +19,11 @@ import httpx
 import pytest
 
 from labctl import up
-from labctl.binaries import MissingTools, monitoring_binaries
 from labctl.config import ROOT, Ports
 from labctl.stack import NativeStack
 from labctl.status import read_state
 from labctl.wait import WaitTimeout, wait_until
+from tests.support.lab import native_stack, run_labctl
 from tests.support.procs import group_members
 
 pytestmark = pytest.mark.timeout(600)
@@ -34,11 +34,7 @@ URL = re.compile(r"https?://[^\s)`'\"]+")
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[NativeStack]:
-    try:
-        monitoring_binaries()
-    except MissingTools as exc:
-        pytest.fail(f"these tests need Prometheus and Alertmanager: {exc}", pytrace=False)
-    with NativeStack(service_env={"LOG_LEVEL": "WARNING"}) as lab:
+    with native_stack(service_env={"LOG_LEVEL": "WARNING"}) as lab:
         yield lab
 
 
@@ -82,15 +78,7 @@ def test_every_url_in_the_banner_answers(stack: NativeStack) -> None:
 
 
 def test_every_url_in_make_status_answers(stack: NativeStack, tmp_path: Path) -> None:
-    env = {**os.environ, "LABCTL_STATE_FILE": str(tmp_path / "none.json"), **stack.ports.env()}
-    result = subprocess.run(
-        [sys.executable, "-m", "labctl", "status"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_labctl("status", state_file=tmp_path / "none.json", env=stack.ports.env())
     urls = urls_in(result.stdout.split("Prometheus targets")[0])
     assert len(urls) >= 4, result.stdout
     assert_all_answer(urls)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import yaml
 
 from labctl import config as cfg
 from labctl.config import ROOT, Ports
+from tests.support.lab import run_labctl
 
 PORTS = Ports(
     ml_api=18000,
@@ -278,35 +278,14 @@ def test_lab_plan_renders_configs_prometheus_and_alertmanager_accept(tmp_path: P
 
 
 def test_status_with_nothing_running_exits_non_zero(tmp_path: Path) -> None:
-    free = Ports.free()
-    env = {
-        **os.environ,
-        "LABCTL_STATE_FILE": str(tmp_path / "labctl.json"),
-        **{var: str(getattr(free, name)) for name, (var, _) in cfg.PORT_ENV.items()},
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "labctl", "status"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_labctl("status", state_file=tmp_path / "labctl.json", env=Ports.free().env())
     assert result.returncode != 0
     assert "ml_api         DOWN" in result.stdout
     assert "Nothing is running: start the lab with `make lab`." in result.stdout
 
 
 def test_down_with_nothing_running_explains(tmp_path: Path) -> None:
-    env = {**os.environ, "LABCTL_STATE_FILE": str(tmp_path / "labctl.json")}
-    result = subprocess.run(
-        [sys.executable, "-m", "labctl", "down"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_labctl("down", state_file=tmp_path / "labctl.json")
     assert result.returncode == 0
     assert "No lab is running" in result.stdout
 

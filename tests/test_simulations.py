@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from labctl.config import ROOT, free_ports
-from labctl.stack import MissingTools, NativeStack, monitoring_binaries
+from labctl.stack import NativeStack
 from simulations.data import drifted_tickets, reference_stats
 from simulations.scenarios import latency_expectations
+from tests.support.lab import native_stack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -116,14 +117,8 @@ def test_drifted_tickets_move_by_the_asked_standard_deviations() -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[NativeStack]:
-    try:
-        monitoring_binaries()
-    except MissingTools as exc:
-        pytest.fail(f"these tests need Prometheus and Alertmanager: {exc}", pytrace=False)
-    lab = NativeStack(
+    lab = native_stack(
         max_for=3,
-        scrape_interval="1s",
-        evaluation_interval="1s",
         alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
         service_env={"ML_DRIFT_INTERVAL_SECONDS": "1", "LOG_LEVEL": "WARNING"},
     )

@@ -23,9 +23,10 @@ import httpx
 import pytest
 
 from labctl.client import SERVICES
-from labctl.stack import MissingTools, NativeStack, monitoring_binaries
+from labctl.stack import NativeStack
 from labctl.traffic import HealthyTraffic, healthy_tickets, in_domain_questions
 from labctl.wait import WaitTimeout, wait_until
+from tests.support.lab import native_stack
 from tests.support.procs import group_members
 
 E2E_MAX_FOR = 5.0  # seconds: every alert's `for:` in the lab's copy of the rules
@@ -144,15 +145,9 @@ def warm_up(stack: NativeStack, timeout: float = WARM_TIMEOUT) -> None:
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    try:
-        monitoring_binaries()
-    except MissingTools as exc:
-        pytest.fail(f"the end-to-end tests need Prometheus and Alertmanager: {exc}", pytrace=False)
     t0 = time.monotonic()
-    stack = NativeStack(
+    stack = native_stack(
         max_for=E2E_MAX_FOR,
-        scrape_interval="1s",
-        evaluation_interval="1s",
         alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
         service_env=SERVICE_ENV,
     )
