@@ -30,6 +30,16 @@ def first_answering(client: LabClient, candidates: list[str]) -> str | None:
     return next((url for url in candidates if client.healthy(url)), None)
 
 
+# Prometheus page -> the API path that shows the same, for builds without that page.
+PROMETHEUS_API_EQUIVALENT = {"alerts": "alerts", "targets": "targets", "status": "alertmanagers"}
+
+
+def prometheus_page(client: LabClient, base: str, page: str) -> str:
+    """The URL of Prometheus's `page` (alerts, targets, status) in this build, else of its API equivalent."""
+    found = first_answering(client, [f"{base}{prefix}/{page}" for prefix in PROMETHEUS_UI_PREFIXES])
+    return found or f"{base}/api/v1/{PROMETHEUS_API_EQUIVALENT[page]}"
+
+
 def prometheus_pages(client: LabClient, base: str) -> list[Page]:
     alerts = first_answering(client, [f"{base}{p}/alerts" for p in PROMETHEUS_UI_PREFIXES])
     if alerts is None:

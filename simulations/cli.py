@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from rich.console import Console
 
@@ -109,8 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="{drift,hallucination,latency,traffic,all,reset}"
     )
-    features = ",".join(feature_names())
+    for add in (_drift_parser, _hallucination_parser, _latency_parser, _traffic_parser, _all_parser):
+        add(sub)
+    sub.add_parser(
+        "reset",
+        parents=[common_options()],
+        help="clear every fault on both services and empty ml_api's drift window",
+        description="DELETE /admin/faults/all on both services and POST /drift/reset on ml_api.",
+    )
+    return parser
 
+
+Subparsers = Any  # argparse's _SubParsersAction
+
+
+def _drift_parser(sub: Subparsers) -> None:
+    features = ",".join(feature_names())
     drift = sub.add_parser(
         "drift",
         parents=[common_options()],
@@ -146,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         "half a minute (default %(default)s)",
     )
 
+
+def _hallucination_parser(sub: Subparsers) -> None:
     hall = sub.add_parser(
         "hallucination",
         parents=[common_options()],
@@ -178,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rps", type=_positive(float), default=2.0, help="questions per second (default %(default)s)"
     )
 
+
+def _latency_parser(sub: Subparsers) -> None:
     lat = sub.add_parser(
         "latency",
         parents=[common_options()],
@@ -215,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which service to slow down (default %(default)s)",
     )
 
+
+def _traffic_parser(sub: Subparsers) -> None:
     traffic = sub.add_parser(
         "traffic",
         parents=[common_options()],
@@ -233,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--users", type=_positive(int), default=4, help="concurrent Locust users (default %(default)s)"
     )
 
+
+def _all_parser(sub: Subparsers) -> None:
     everything = sub.add_parser(
         "all",
         parents=[common_options()],
@@ -251,14 +274,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for a simulation's alerts to resolve before the next one (default %(default)s)",
     )
     everything.set_defaults(timeout=150.0)
-
-    sub.add_parser(
-        "reset",
-        parents=[common_options()],
-        help="clear every fault on both services and empty ml_api's drift window",
-        description="DELETE /admin/faults/all on both services and POST /drift/reset on ml_api.",
-    )
-    return parser
 
 
 def make_lab(args: argparse.Namespace) -> Lab:
