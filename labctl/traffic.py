@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from lab_common.endpoints import local_url
 from labctl.config import ROOT
 
 REFERENCE_QUERIES = ROOT / "rag_api" / "data" / "reference_queries.txt"
@@ -115,8 +116,8 @@ class HealthyTraffic(threading.Thread):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ml-url", default="http://127.0.0.1:8000")
-    parser.add_argument("--rag-url", default="http://127.0.0.1:8001")
+    parser.add_argument("--ml-url", default=local_url("ml_api"))
+    parser.add_argument("--rag-url", default=local_url("rag_api"))
     parser.add_argument("--rate", type=float, default=2.0, help="requests per second")
     args = parser.parse_args()
     traffic = HealthyTraffic(args.ml_url, args.rag_url, rate=args.rate)
