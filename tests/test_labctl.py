@@ -331,3 +331,17 @@ def test_render_grafana_provisioning_points_at_the_repository_dashboards(tmp_pat
     # Datasource URLs stay ${VAR} references: labctl sets PROMETHEUS_URL / ALERTMANAGER_URL for Grafana.
     datasources = "".join(p.read_text() for p in (out / "datasources").glob("*.y*ml"))
     assert "${PROMETHEUS_URL}" in datasources
+
+
+# --------------------------------------------------------------------------------------------------- demo
+
+
+def test_demo_passes_the_options_it_does_not_know_to_the_simulations() -> None:
+    from labctl.demo import build_parser
+
+    # `make demo ARGS="--timeout 240 --keep"`: --keep is the demo's, --timeout belongs to `simulations all`.
+    args, extra = build_parser().parse_known_args(["--timeout", "240", "--keep", "--recovery-timeout", "5"])
+    assert args.keep and extra == ["--timeout", "240", "--recovery-timeout", "5"]
+    # An abbreviation of a demo option must not swallow a simulation option (--st would be --startup-timeout).
+    args, extra = build_parser().parse_known_args(["--st", "1"])
+    assert extra == ["--st", "1"] and args.startup_timeout == 600
