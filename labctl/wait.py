@@ -10,10 +10,12 @@ says what was awaited and, when `detail` is given, what the lab looked like at t
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+import httpx
 from tenacity import (
     RetryError,
     Retrying,
@@ -84,3 +86,30 @@ def wait_all(
     with contextlib.suppress(WaitTimeout):
         wait_until(round_, timeout=timeout, every=every)
     return pending
+
+
+class ProcessExited(RuntimeError):
+    """The process a wait was for exited before it was ready."""
+
+
+def wait_http(
+    url: str,
+    *,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    ok: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200,
+    every: float = 0.3,
+    what: str | None = None,
+) -> None:
+    """Wait until GET `url` answers `ok` (200 by default): a server that is starting. `ProcessExited` at once
+    if `process` (the server) ends first, `WaitTimeout` after `timeout` seconds."""
+
+    def ready() -> bool:
+        if process is not None and process.poll() is not None:
+            raise ProcessExited(f"{what or url}: exited with {process.returncode} before it was ready")
+        try:
+            return ok(httpx.get(url, timeout=2))
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, timeout=timeout, every=every, what=f"{what or url} ready")

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from lab_common.net import free_port
+from labctl.wait import ProcessExited, WaitTimeout, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_PER_OPERATION = 50  # ~10 operations per service: about 500 generated cases each
@@ -25,17 +24,12 @@ def start(module: str, env: dict[str, str], timeout: float = 240) -> tuple[subpr
     process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env})
     port = env["ML_PORT"] if module == "ml_api" else env["RAG_PORT"]
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"python -m {module} exited with {process.returncode}"
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.terminate()
-    pytest.fail(f"{module} not ready after {timeout}s")
+    try:
+        wait_http(f"{base}/ready", timeout=timeout, process=process, every=0.5, what=f"python -m {module}")
+    except (WaitTimeout, ProcessExited) as exc:
+        process.terminate()
+        pytest.fail(str(exc))
+    return process, base
 
 
 def schemathesis(base: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
