@@ -7,6 +7,7 @@ panels that cannot have data in this lab, with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +16,7 @@ import pytest
 from dashboards import grafana_queries  # tests/dashboards.py (tests/ is on sys.path: rootdir import mode)
 
 from labctl.traffic import healthy_tickets, in_domain_questions
+from labctl.wait import WaitTimeout, wait_until
 
 from .conftest import Lab
 
@@ -74,19 +76,21 @@ def test_every_panel_query_returns_data(lab: Lab) -> None:
         return "success", body["data"]["result"]
 
     # Rates need two scrapes inside their window: poll a little before judging the empty ones.
-    deadline = time.monotonic() + 45
-    while True:
-        problems = {}
+    problems: dict[tuple[str, str, str], str] = {}
+
+    def judged() -> bool:
+        problems.clear()
         for uid, title, expr in queries:
             status, result = run(expr)
             if status != "success":
                 problems[(uid, title, expr)] = status
             elif not result and (uid, title) not in NO_DATA_ALLOWED:
                 problems[(uid, title, expr)] = "no data"
-        parse_errors = [k for k, v in problems.items() if v != "no data"]
-        if not problems or parse_errors or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+        # A query that does not parse will not get better by waiting.
+        return not problems or any(v != "no data" for v in problems.values())
+
+    with contextlib.suppress(WaitTimeout):  # the assertion below lists what is still missing
+        wait_until(judged, timeout=45, every=3)
     report = "\n".join(
         f"  [{uid}] {title}: {why}\n      {expr}" for (uid, title, expr), why in problems.items()
     )
