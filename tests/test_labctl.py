@@ -272,6 +272,12 @@ def test_lab_plan_renders_configs_prometheus_and_alertmanager_accept(tmp_path: P
                 assert cfg.parse_duration(rule.get("for", "0s")) <= 5
     names = {p.name for p in plan.processes}
     assert {"ml_api", "rag_api", "receiver", "prometheus", "alertmanager", "traffic"} <= names
+    # The services start through their own launcher (`python -m ml_api`), so ML_WORKERS / RAG_WORKERS apply,
+    # on this lab's ports.
+    for name in ("ml_api", "rag_api"):
+        spec = plan.spec(name)
+        assert spec.cmd[1:] == ["-m", name], spec.cmd
+        assert spec.env["ML_PORT"] == str(PORTS.ml_api) and spec.env["RAG_PORT"] == str(PORTS.rag_api)
 
 
 # ------------------------------------------------------------------------------------------------- status
