@@ -82,9 +82,10 @@ def lab_pages(client: LabClient, ports: Ports, *, grafana_installed: bool) -> li
     pages += prometheus_pages(client, urls.prometheus)
     pages.append(alertmanager_page(client, urls.alertmanager))
     inbox = first_answering(client, [f"{urls.receiver}{p}" for p in RECEIVER_PAGES])
-    smtp = f"SMTP inbox on :{ports.receiver_smtp}"
+    also = "JSON: /notifications, runbooks: /runbooks, " if inbox and inbox.endswith("/inbox") else ""
+    note = f"{also}SMTP on :{ports.receiver_smtp}"
     pages.append(
-        Page("Notifications", inbox, smtp) if inbox else Page("Notifications", None, "not answering")
+        Page("Notifications", inbox, note) if inbox else Page("Notifications", None, "not answering")
     )
     pages.append(grafana_page(client, ports.url("grafana"), grafana_installed))
     return pages
