@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from lab_common.endpoints import default_port
 from lab_common.net import free_port
 from labctl.wait import WaitTimeout, wait_http, wait_until
 
@@ -31,14 +32,28 @@ DASHBOARDS = {f"http://localhost:3000/d/{uid}" for uid in ("ml-service", "llm-qu
 REQUIRED_ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
 # `up == 0` has no value worth printing (it is 0); its description names the target instead.
 NO_VALUE_IN_DESCRIPTION = {"TargetDown"}
-SERVICES = {"ml_api": 8000, "rag_api": 8001, "prometheus": 9090, "alertmanager": 9093}
+# Scrape targets by `service` label, with their default ports (lab_common/endpoints.py).
+SERVICES = {
+    "ml_api": default_port("ml_api"),
+    "rag_api": default_port("rag_api"),
+    "prometheus": default_port("prometheus"),
+    "alertmanager": default_port("alertmanager"),
+    "receiver": default_port("receiver_http"),
+}
 DOCKER_HOSTS = {
     "ml_api": "ml-api",
     "rag_api": "rag-api",
     "prometheus": "prometheus",
     "alertmanager": "alertmanager",
+    "receiver": "alert-receiver",
 }
-JOBS = {"ml-api": "ml_api", "rag-api": "rag_api", "prometheus": "prometheus", "alertmanager": "alertmanager"}
+JOBS = {
+    "ml-api": "ml_api",
+    "rag-api": "rag_api",
+    "prometheus": "prometheus",
+    "alertmanager": "alertmanager",
+    "receiver": "receiver",
+}
 
 
 def tool(name: str) -> str:
@@ -178,7 +193,7 @@ def test_real_prometheus_discovers_targets_and_loads_rules(tmp_path: Path) -> No
             groups = httpx.get(f"{base}/api/v1/rules", timeout=2).json()["data"]["groups"]
             rules[:] = [rule for group in groups for rule in group["rules"]]
             return (
-                len(targets) == 4
+                len(targets) == len(JOBS)
                 and bool(rules)
                 and all(not r["lastEvaluation"].startswith("0001") for r in rules)
             )

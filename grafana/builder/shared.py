@@ -23,6 +23,7 @@ class Service:
 
 ML_API = Service("ml_api", "ml")
 RAG_API = Service("rag_api", "rag")
+RECEIVER = Service("receiver", "receiver")
 
 
 def requests_by_status(service: Service) -> TimeSeries:
