@@ -8,9 +8,11 @@ unauthenticated client can fire the error-ratio alerts by failing them.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import string
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,15 +91,31 @@ def test_a_sweep_of_routes_and_random_paths_times_methods_adds_bounded_series(
     assert (UNMATCHED, UNMATCHED_METHOD) in histogram_children(metric)
 
 
+def expressions(node: object) -> Iterator[str]:
+    """Every `expr` string of a dashboard."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "expr" and isinstance(value, str):
+                yield value
+            else:
+                yield from expressions(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from expressions(item)
+
+
 def excluded_endpoint_patterns() -> list[re.Pattern[str]]:
-    """Every `endpoint!~"..."` matcher in the recording rules over the services' request counters."""
+    """Every `endpoint!~"..."` matcher over the services' request counters, in the recording rules and
+    in the dashboards' error-ratio panels."""
     rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "recording.yml").read_text())
-    patterns = []
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            for regex in re.findall(r'_http_requests_total\{[^}]*endpoint!~"([^"]+)"', rule["expr"]):
-                patterns.append(re.compile(f"^(?:{regex})$"))  # PromQL regexes are anchored
-    return patterns
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    for dashboard in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+        exprs += expressions(json.loads(dashboard.read_text()))
+    return [
+        re.compile(f"^(?:{regex})$")  # PromQL regexes are anchored
+        for expr in exprs
+        for regex in re.findall(r'_http_requests_total\{[^}]*endpoint!~"([^"]+)"', expr)
+    ]
 
 
 def admin_paths(app: FastAPI) -> set[str]:
@@ -113,7 +131,7 @@ def admin_paths(app: FastAPI) -> set[str]:
 
 def test_admin_routes_are_out_of_the_serving_request_and_error_rates(apps: dict[str, FastAPI]) -> None:
     patterns = excluded_endpoint_patterns()
-    assert len(patterns) >= 4, "the request and 5xx rates of both services exclude probes and admin routes"
+    assert len(patterns) >= 6, "the request and 5xx rates of both services exclude probes and admin routes"
     for name, app in apps.items():
         admin = admin_paths(app)
         assert {"/admin/faults", "/admin/faults/{name}"} <= admin
