@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -188,6 +189,15 @@ def fault_router(registry: FaultRegistry, settings: LabSettings) -> APIRouter:
         prefix="/admin/faults", tags=["admin"], dependencies=[Depends(require_admin(settings))]
     )
 
+    # The schema lists the fault names (clients and fuzzers see them); any other name is still a 404.
+    fault_name = PathParam(
+        description="A fault this service knows", json_schema_extra={"enum": sorted(registry.faults)}
+    )
+    fault_or_all = PathParam(
+        description="A fault this service knows, or `all`",
+        json_schema_extra={"enum": [*sorted(registry.faults), "all"]},
+    )
+
     def describe(fault: ActiveFault) -> dict[str, Any]:
         return {
             "name": fault.name,
@@ -206,7 +216,7 @@ def fault_router(registry: FaultRegistry, settings: LabSettings) -> APIRouter:
         }
 
     @router.post("/{name}", responses={404: {"description": "Unknown fault"}})
-    async def activate(name: str, body: FaultRequest) -> dict[str, Any]:
+    async def activate(body: FaultRequest, name: str = fault_name) -> dict[str, Any]:
         if not settings.faults_active:
             hint = (
                 "FAULTS_ENABLED=false is set" if settings.faults_enabled is False else "set LAB_PROFILE=true"
@@ -220,7 +230,7 @@ def fault_router(registry: FaultRegistry, settings: LabSettings) -> APIRouter:
             raise _invalid_params(exc) from None
 
     @router.delete("/{name}", responses={404: {"description": "Unknown fault"}})
-    async def clear(name: str) -> dict[str, Any]:
+    async def clear(name: str = fault_or_all) -> dict[str, Any]:
         if name != "all" and name not in registry.faults:
             raise HTTPException(404, f"unknown fault {name!r}")
         registry.clear(None if name == "all" else name)
