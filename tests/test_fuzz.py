@@ -79,6 +79,10 @@ def test_rag_api_schema_fuzz(tmp_path: Path) -> None:
     }
     process, base = start("rag_api", env)
     try:
+        # The first scored answer starts the evaluator (tens of seconds on a loaded machine): not the fuzzer's
+        # 30 s request budget's business.
+        warm = httpx.post(f"{base}/chat", json={"query": "warm up", "evaluate": "sync"}, timeout=180)
+        assert warm.status_code == 200, warm.text
         # A reload re-embeds the whole corpus (seconds of CPU) and takes no input but the token.
         result = schemathesis(base, tmp_path, "--exclude-path", "/knowledge/reload")
     finally:

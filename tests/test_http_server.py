@@ -165,18 +165,22 @@ def test_keep_alive_requests_are_unaffected(tiny: Server) -> None:
         assert client.get("/health", headers={"X-Fine": "b" * 4000}).status_code == 200
 
 
-def test_sigterm_does_not_wait_for_an_injected_sleep() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_does_not_wait_for_an_injected_sleep(workers: int, tmp_path: Path) -> None:
     port = free_port()
-    server = start(
-        ["-m", "tests.support.tiny_service"], {"TINY_PORT": str(port), "LAB_PROFILE": "true"}, port
-    )
+    env = {"TINY_PORT": str(port), "LAB_PROFILE": "true", "TINY_WORKERS": str(workers)}
+    if workers > 1:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "multiproc")
+    server = start(["-m", "tests.support.tiny_service"], env, port)
     try:
-        on = httpx.post(
-            f"{server.url}/admin/faults/latency",
-            json={"duration_seconds": 120, "params": {"delay_ms": 60_000}},
-            timeout=5,
-        )
-        assert on.status_code == 200, on.text
+        # Each worker has its own faults; new connections each time spread over the workers.
+        for _ in range(12 if workers > 1 else 1):
+            on = httpx.post(
+                f"{server.url}/admin/faults/latency",
+                json={"duration_seconds": 120, "params": {"delay_ms": 60_000}},
+                timeout=5,
+            )
+            assert on.status_code == 200, on.text
         answers: list[int] = []
 
         def slow_call() -> None:
