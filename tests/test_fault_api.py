@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lab_common.faults import MAX_DELAY_MS
@@ -279,7 +279,7 @@ names = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None)
 @given(name=names, body=bodies, method=st.sampled_from(["POST", "POST", "DELETE", "GET"]))
 def test_fault_api_property(ml: TestClient, name: str, body: dict[str, Any], method: str) -> None:
     raw = json.dumps(body)  # NaN and Infinity go out as written: a lenient JSON parser would take them

@@ -8,6 +8,7 @@ SIGTERM does not wait for an injected sleep.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -95,6 +96,8 @@ def exchange(
     with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
         try:
             for chunk in chunks:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server has answered (and closes): sending on would only reset the connection
                 sock.sendall(chunk)
                 time.sleep(pause)
         except (BrokenPipeError, ConnectionResetError):
