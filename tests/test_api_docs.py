@@ -32,6 +32,8 @@ from ml_api.app import create_app as create_ml_app
 from ml_api.settings import MLSettings
 from rag_api.app import create_app as create_rag_app
 from rag_api.settings import RAGSettings
+from receiver.app import create_app as create_receiver_app
+from receiver.settings import ReceiverSettings
 
 LAB = {"lab_profile": True, "admin_token": None}
 CHROMIUM_FLAGS = [
@@ -54,8 +56,9 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FastAPI]:
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-def test_doc_pages_reference_no_other_origin(apps: dict[str, FastAPI], page: str) -> None:
-    for app in apps.values():
+def test_doc_pages_reference_no_other_origin(apps: dict[str, FastAPI], page: str, tmp_path: Path) -> None:
+    receiver = create_receiver_app(ReceiverSettings(log=tmp_path / "notifications.jsonl", echo=False))
+    for app in [*apps.values(), receiver]:
         response = TestClient(app).get(page)
         assert "default-src 'self'" in response.headers["content-security-policy"]
         html = response.text
