@@ -14,12 +14,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +26,7 @@ from fastapi.testclient import TestClient
 from lab_common.docs import ASSETS, ASSETS_PATH
 from lab_common.net import free_port
 from lab_common.serve import BoundedHttpToolsProtocol
+from labctl.wait import wait_http
 from ml_api.app import create_app as create_ml_app
 from ml_api.settings import MLSettings
 from rag_api.app import create_app as create_rag_app
@@ -99,13 +98,7 @@ def served(apps: dict[str, FastAPI]) -> Iterator[dict[str, str]]:
         servers.append(server)
         urls[name] = f"http://127.0.0.1:{port}"
     for url in urls.values():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_http(f"{url}/health", timeout=20, every=0.1)
     yield urls
     for server in servers:
         server.should_exit = True

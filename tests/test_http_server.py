@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from lab_common.net import free_port
+from labctl.wait import ProcessExited, WaitTimeout, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_HEADER_BYTES = 16_384
@@ -42,16 +43,14 @@ class Server:
 
 def start(args: list[str], env: dict[str, str], port: int, ready_path: str = "/health") -> Server:
     process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **LIMITS, **env})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{args} exited with {process.returncode}"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
-                return Server(process, port)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    pytest.fail(f"{args} not up after 60 s")
+    try:
+        wait_http(
+            f"http://127.0.0.1:{port}{ready_path}", timeout=60, process=process, every=0.1, what=str(args)
+        )
+    except (WaitTimeout, ProcessExited) as exc:
+        process.kill()
+        pytest.fail(str(exc))
+    return Server(process, port)
 
 
 def stop(server: Server) -> None:
