@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make lab     run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
 	@echo "make status  what is up and where to look"
-	@echo "make demo    bring the lab up, run every fault simulation, print the report"
+	@echo "make demo    bring the lab up, run every fault simulation, print the report, stop the lab it started"
+	@echo "             (ARGS=\"--keep --timeout 240\": options for labctl demo and simulations all)"
 	@echo "make test    run the test suite (CI runs exactly this)"
 	@echo "make generate  render alert rules, docs tables (and dashboards) from the monitoring contract"
 	@echo "make lint / fmt / clean"
@@ -39,8 +40,10 @@ status: setup
 stop: setup
 	$(BIN)/python -m labctl down
 
+# Options for `labctl demo`, and through it for `simulations all`: make demo ARGS="--keep --timeout 240"
+ARGS ?=
 demo: setup tools
-	$(BIN)/python -m labctl demo
+	$(BIN)/python -m labctl demo $(ARGS)
 
 test: setup tools browser
 	$(BIN)/pytest

@@ -27,24 +27,20 @@ import httpx
 import numpy as np
 
 from lab_common.net import free_port
+from labctl.wait import ProcessExited, WaitTimeout, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "rag_api" / "data" / "reference_queries.txt"
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"rag_api exited with {process.returncode}")
-        try:
-            response = httpx.get(f"{base}/ready", timeout=2)
-            if response.status_code == 200 and response.json().get("sentence_cache") == "warm":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"rag_api not ready (with a warm sentence cache) after {timeout:.0f}s")
+    def warm(r: httpx.Response) -> bool:
+        return r.status_code == 200 and r.json().get("sentence_cache") == "warm"
+
+    try:
+        wait_http(f"{base}/ready", timeout=timeout, process=process, ok=warm, every=0.5, what="rag_api")
+    except (WaitTimeout, ProcessExited) as exc:
+        raise SystemExit(f"{exc} (with a warm sentence cache)") from None
 
 
 async def run_load(

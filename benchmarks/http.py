@@ -21,12 +21,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
 from lab_common.net import free_port
+from labctl.wait import ProcessExited, WaitTimeout, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKET = {"ticket_length": 640, "urgency_keywords": 2, "business_impact": 6.5, "customer_tier": 3}
@@ -92,18 +90,12 @@ def serve(
         cmd, cwd=ROOT, env={**os.environ, **env}, preexec_fn=_pin(SERVER_CPU) if pin else None
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{app} exited with {process.returncode}")
-        try:
-            if httpx.get(base + ready_path, timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.terminate()
-    raise SystemExit(f"{app} not ready after {timeout}s")
+    try:
+        wait_http(base + ready_path, timeout=timeout, process=process, what=app)
+    except (WaitTimeout, ProcessExited) as exc:
+        process.terminate()
+        raise SystemExit(str(exc)) from None
+    return process, base
 
 
 def wrk(

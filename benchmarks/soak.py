@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 
 from lab_common.net import free_port
+from labctl.wait import ProcessExited, WaitTimeout, wait_http
 from ml_api.data import generate_tickets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,17 +44,11 @@ def start(module: str, env: dict[str, str], port: int) -> tuple[subprocess.Popen
         [sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{module} exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{module} not ready")
+    try:
+        wait_http(f"{base}/ready", timeout=300, process=process, every=0.5, what=module)
+    except (WaitTimeout, ProcessExited) as exc:
+        raise SystemExit(str(exc)) from None
+    return process, base
 
 
 def make_requests(ml: str, rag: str, n: int) -> list[tuple[str, str, dict]]:

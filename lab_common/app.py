@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,9 +11,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from lab_common.docs import add_offline_docs
 from lab_common.faults import FaultRegistry, fault_router
 from lab_common.metrics import RequestMetrics, RequestMetricsMiddleware, render_metrics
+from lab_common.serve import on_shutdown_signal
 from lab_common.settings import LabSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def field_error(err: dict[str, Any]) -> dict[str, str]:
+    """One entry of our 422 body. A body that is not JSON at all is located at `body` (pydantic puts the
+    character offset where the field name goes); the offset goes in the message instead."""
+    if err["type"] == "json_invalid":
+        offset = err["loc"][-1] if len(err["loc"]) > 1 else None
+        reason = (err.get("ctx") or {}).get("error", err["msg"])
+        where = f" at character {offset}" if isinstance(offset, int) else ""
+        return {"field": "body", "message": f"invalid JSON{where}: {reason}", "type": err["type"]}
+    return {
+        "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+        "message": err["msg"],
+        "type": err["type"],
+    }
 
 
 def validation_reason(exc: RequestValidationError) -> str:
@@ -88,33 +107,47 @@ def document_common_responses(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _releasing_faults(lifespan: Lifespan | None, faults: FaultRegistry) -> Lifespan:
+    """The service's lifespan, plus: injected sleeps end on SIGTERM/SIGINT (uvicorn would wait for them
+    before shutting down) and when the app stops."""
+
+    @asynccontextmanager
+    async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
+        try:
+            with on_shutdown_signal(faults.release):
+                if lifespan is None:
+                    yield None
+                else:
+                    async with lifespan(app) as state:
+                        yield state
+        finally:
+            faults.release()
+
+    return wrapped
+
+
 def create_service_app(
     *,
     title: str,
     version: str,
     settings: LabSettings,
     request_metrics: RequestMetrics,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
+    lifespan: Lifespan | None = None,
     ready_check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     faults: FaultRegistry | None = None,
     on_invalid_request: Callable[[Request, str], None] | None = None,
 ) -> FastAPI:
     """A FastAPI app with /health, /ready, /metrics, request metrics, body limit, 422s and fault admin."""
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    if faults is not None:
+        lifespan = _releasing_faults(lifespan, faults)
+    # /docs and /redoc come from add_offline_docs: FastAPI's own load Swagger UI and ReDoc from a CDN.
+    app = FastAPI(title=title, version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         if on_invalid_request is not None:
             on_invalid_request(request, validation_reason(exc))
-        errors = [
-            {
-                "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
-                "message": err["msg"],
-                "type": err["type"],
-            }
-            for err in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": [field_error(err) for err in exc.errors()]}, status_code=422)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:
@@ -129,6 +162,12 @@ def create_service_app(
     def metrics() -> Response:
         body, content_type = render_metrics()
         return Response(body, media_type=content_type)
+
+    # Probes and load balancers often send HEAD; FastAPI routes do not take it unless told to. Kept out of
+    # the schema: it documents the GET operations.
+    for path, probe in (("/health", health), ("/ready", ready), ("/metrics", metrics)):
+        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
+    add_offline_docs(app)
 
     if faults is not None:
         app.include_router(fault_router(faults, settings))

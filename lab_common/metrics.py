@@ -30,9 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # 0.1 .. 1.0
+# Requests no route serves (404: unknown path; 405: a method the route does not take) share one label pair,
+# so a scan of paths x methods adds one histogram, not one per (route, method) it tries.
 UNMATCHED = "other"
-# Any other method token (clients may send anything) is folded into one label value.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_METHOD = "OTHER"
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,21 @@ def request_metrics(prefix: str) -> RequestMetrics:
     )
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (bounded), never the raw path (unbounded).
+def route_labels(scope: Scope) -> tuple[str, str]:
+    """(endpoint, method) labels: the matched route's path template (bounded), never the raw path.
 
-    The router stores the matched route in the scope it shares with us; unmatched paths (404s, scanners)
-    all fall into one label value.
+    The router stores the route it matched in the scope it shares with us, also when only the path
+    matched (then it answers 405): a method the route does not serve counts as unmatched, like a path
+    no route knows (404s, scanners).
     """
     route = scope.get("route")
-    return getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
+    if route is None:
+        return UNMATCHED, UNMATCHED_METHOD
+    method = scope["method"]
+    methods = getattr(route, "methods", None)  # None: a mount, which takes every method
+    if methods is not None and method not in methods:
+        return UNMATCHED, UNMATCHED_METHOD
+    return getattr(route, "path", UNMATCHED), method
 
 
 class BodyTooLarge(HTTPException):
@@ -139,8 +147,7 @@ class RequestMetricsMiddleware:
             self.record(scope, status or 500, time.perf_counter() - start)
 
     def record(self, scope: Scope, status: int, elapsed: float) -> None:
-        endpoint = route_template(scope)
-        method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+        endpoint, method = route_labels(scope)
         key = (endpoint, method, status)
         children = self._children.get(key)
         if children is None:

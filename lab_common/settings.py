@@ -41,3 +41,26 @@ class LabSettings(BaseSettings):
     def admin_open(self) -> bool:
         """Admin endpoints need no token only in the lab profile with no token configured."""
         return self.lab_profile and not self.admin_token
+
+
+class HTTPServerSettings(BaseSettings):
+    """Limits of the HTTP server every lab process runs (ml_api, rag_api, receiver): un-prefixed env vars.
+
+    uvicorn bounds neither the size of a request's head nor how long it may take to arrive: one client
+    could hold megabytes of unfinished headers, or a silent connection, open for as long as it likes.
+    """
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    # Request line + headers larger than this are answered 431 and the connection is closed.
+    max_header_bytes: int = Field(
+        default=65_536, ge=1024, le=16_777_216, validation_alias=_env("MAX_HEADER_BYTES", "max_header_bytes")
+    )
+    # A connection must deliver a complete request head this soon after opening (or after it starts the
+    # next request), else it is answered 408 and closed.
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("HEADER_TIMEOUT_SECONDS", "header_timeout_seconds"),
+    )

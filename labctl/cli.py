@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 
 from labctl import status as st
+from labctl import up
+from labctl.binaries import MissingTools, grafana_binary
 from labctl.config import PORT_ENV, ROOT, Ports
-from labctl.stack import LabPlan, MissingTools, StartupError, is_healthy, lab_plan
+from labctl.plan import StartupError, lab_plan
+from labctl.wait import WaitTimeout, wait_until
 
 VAR = st.VAR
 SLACK_SECRET = ROOT / "alertmanager" / "secrets" / "slack_webhook_url"
@@ -92,93 +92,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             print("preparation failed (see above)")
             return 1
 
-    procfile = VAR / "Procfile"
-    procfile.write_text("".join(f"{p.name}: {p.shell()}\n" for p in plan.processes), encoding="utf-8")
-    return _run_with_honcho(plan, args.timeout)
+    return up.run(plan, args.timeout)
 
 
 def _grafana_installed() -> bool:
-    from labctl.stack import grafana_binary
-
     return grafana_binary() is not None
-
-
-def _run_with_honcho(plan: LabPlan, timeout: float) -> int:
-    from honcho.manager import Manager
-
-    manager = Manager()
-    for spec in plan.processes:
-        manager.add_process(
-            spec.name, "exec " + shlex.join(spec.cmd), env={**os.environ, **spec.env}, cwd=str(spec.cwd)
-        )
-    state = {
-        "pid": os.getpid(),
-        "ports": plan.ports.as_dict(),
-        "grafana": any(p.name == "grafana" for p in plan.processes),
-        "workdir": str(plan.workdir),
-        "started_at": time.time(),
-        "children": {},
-    }
-    _write_state(state)
-    t0 = time.monotonic()
-
-    def watch() -> None:
-        pending = {p.name: p.health_url for p in plan.processes if not p.optional}
-        deadline = t0 + timeout
-        while pending and time.monotonic() < deadline:
-            for name in [n for n, url in pending.items() if is_healthy(url, timeout=1.0)]:
-                del pending[name]
-            time.sleep(0.5)
-        # honcho's pids (process-group leaders): `labctl down` can reach them even if labctl was killed.
-        state["children"] = {n: p.get("pid") for n, p in getattr(manager, "_processes", {}).items()}
-        _write_state(state)
-        if pending:
-            print(
-                f"\n!!! not healthy after {timeout:.0f}s: {', '.join(sorted(pending))} "
-                "(see their lines above)\n"
-            )
-            return
-        print(_banner(plan, time.monotonic() - t0), flush=True)
-
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        manager.loop()
-    finally:
-        if (st.read_state() or {}).get("pid") == os.getpid():
-            st.STATE_FILE.unlink(missing_ok=True)
-    return manager.returncode or 0
-
-
-def _write_state(state: dict) -> None:
-    st.STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = st.STATE_FILE.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    tmp.replace(st.STATE_FILE)
-
-
-def _banner(plan: LabPlan, seconds: float) -> str:
-    p = plan.ports
-    lines = [
-        "",
-        "=" * 78,
-        f"The lab is up (healthy in {seconds:.1f}s). Where to look:",
-        f"  ML API          http://localhost:{p.ml_api}/docs",
-        f"  RAG API         http://localhost:{p.rag_api}/docs",
-        f"  Prometheus      http://localhost:{p.prometheus}/alerts   (targets: /targets)",
-        f"  Alertmanager    http://localhost:{p.alertmanager}",
-        f"  Notifications   http://localhost:{p.receiver_http}/inbox   "
-        f"(JSON: /notifications, runbooks: /runbooks, SMTP on :{p.receiver_smtp})",
-    ]
-    if any(x.name == "grafana" for x in plan.processes):
-        lines.append(f"  Grafana         http://localhost:{p.grafana}")
-    else:
-        lines.append(
-            "  Grafana         not installed: dashboards are in grafana/dashboards/ (or `docker compose up`)"
-        )
-    if any(x.name == "traffic" for x in plan.processes):
-        lines.append("  Steady healthy traffic is running (start with --no-traffic to turn it off).")
-    lines += ["`make status` shows what is up; Ctrl-C (or `make stop`) stops everything.", "=" * 78, ""]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- status
@@ -192,12 +110,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"labctl is running (pid {state['pid']}, up {time.time() - state['started_at']:.0f}s)\n")
     else:
         ports = _ports(args)
-        grafana = False
+        grafana = _grafana_installed()
         print("No lab started by `labctl up` is running; checking the configured ports anyway.\n")
-    status = st.collect(ports, with_grafana=grafana)
+    status = st.collect(ports, with_grafana=grafana, supervised=(state or {}).get("children"))
     print(st.render(status))
     if not status.ok:
-        if not any(up for up, _ in status.processes.values()):
+        if not any(status.processes.values()):
             print("\nNothing is running: start the lab with `make lab`.")
         return 1
     return 0
@@ -213,18 +131,18 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     pid = int(state.get("pid", 0))
     if st.pid_alive(pid):
-        os.kill(pid, signal.SIGTERM)  # honcho stops every process, then labctl exits
-        deadline = time.monotonic() + args.timeout
-        while st.pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        os.kill(pid, signal.SIGTERM)  # the supervisor stops every process, then labctl exits
+        with contextlib.suppress(WaitTimeout):
+            wait_until(lambda: not st.pid_alive(pid), timeout=args.timeout, every=0.2)
     # Whatever is left (labctl killed hard, or a process ignoring SIGTERM): its process group goes.
     leftovers = 0
     for name, child in (state.get("children") or {}).items():
-        if child and st.pid_alive(int(child)):
+        child_pid = child.get("pid") if isinstance(child, dict) else child
+        if child_pid and st.pid_alive(int(child_pid)):
             leftovers += 1
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(child), signal.SIGKILL)
-            print(f"killed leftover {name} (pid {child})")
+                os.killpg(int(child_pid), signal.SIGKILL)
+            print(f"killed leftover {name} (pid {child_pid})")
     if st.pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
     st.STATE_FILE.unlink(missing_ok=True)

@@ -7,81 +7,22 @@ a user runs, a test's, a simulation's) can run side by side without touching the
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lab_common.endpoints import ENDPOINTS, Ports
+from lab_common.endpoints import free_ports as free_ports  # re-exported: the tests use it
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# Process -> (env var, default port). The defaults are those of docs/metrics.md.
-PORT_ENV: dict[str, tuple[str, int]] = {
-    "ml_api": ("ML_PORT", 8000),
-    "rag_api": ("RAG_PORT", 8001),
-    "prometheus": ("PROMETHEUS_PORT", 9090),
-    "alertmanager": ("ALERTMANAGER_PORT", 9093),
-    "receiver_http": ("RECEIVER_HTTP_PORT", 9099),
-    "receiver_smtp": ("RECEIVER_SMTP_PORT", 2525),
-    "grafana": ("GRAFANA_PORT", 3000),
-}
-LOCAL_HOSTS = ("127.0.0.1", "localhost")
-
-
-@dataclass(frozen=True)
-class Ports:
-    ml_api: int = 8000
-    rag_api: int = 8001
-    prometheus: int = 9090
-    alertmanager: int = 9093
-    receiver_http: int = 9099
-    receiver_smtp: int = 2525
-    grafana: int = 3000
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Ports:
-        """Defaults, overridden by ML_PORT, RAG_PORT, PROMETHEUS_PORT, ... when set."""
-        env = os.environ if env is None else env
-        values: dict[str, int] = {}
-        for name, (var, default) in PORT_ENV.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                values[name] = default
-                continue
-            if not raw.isdigit() or not 0 < int(raw) < 65536:
-                raise ValueError(f"{var}={raw!r} is not a TCP port")
-            values[name] = int(raw)
-        return cls(**values)
-
-    @classmethod
-    def free(cls) -> Ports:
-        """Ports nobody listens on now (all distinct), for labs that must not collide with a running one."""
-        return cls(*free_ports(len(fields(cls))))
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def replacements(self) -> dict[int, int]:
-        """Default port -> this lab's port, for rewriting `127.0.0.1:<default>` in the repository's files."""
-        return {PORT_ENV[name][1]: port for name, port in self.as_dict().items()}
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+# Process -> (env var, default port), from the one table in lab_common.endpoints.
+PORT_ENV: dict[str, tuple[str, int]] = {name: (e.env, e.port) for name, e in ENDPOINTS.items()}
 
 
 _HOST_PORT = re.compile(r"\b(127\.0\.0\.1|localhost):(\d{2,5})\b")

@@ -5,10 +5,12 @@
   else `python -m labctl up` is started in the background (its output in var/logs/demo-lab.log), so that
   `make status` and `make stop` know it.
 
-Then `python -m simulations all` runs against it (extra arguments after `--` go to it). The lab keeps
-running afterwards, to look at the dashboards; `--stop` stops it at the end (only a lab this demo started).
-`--isolated` runs a throwaway lab instead (labctl.stack.NativeStack: free ports, a temporary directory, the
-repository's timings and steady traffic), stopped at the end: it never touches a lab you are running.
+Then `python -m simulations all` runs against it: every option this command does not know goes to it
+(`make demo ARGS="--timeout 240"`, or after `--`). At the end the demo stops the lab if it started it (a lab
+that was already running keeps running); `--keep` leaves it running, to look at the dashboards, until
+`make stop`. `--isolated` runs a throwaway lab instead (labctl.stack.NativeStack: free ports, a temporary
+directory, the repository's timings and steady traffic), stopped at the end: it never touches a lab you are
+running.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from labctl import status as st
+from labctl.binaries import grafana_binary
+from labctl.client import LabClient, LabUrls
 from labctl.config import ROOT, Ports
+from labctl.plan import StartupError, tail
+from labctl.ui import lab_pages, render_pages
+from labctl.wait import WaitTimeout, wait_until
 
 LOG = ROOT / "var" / "logs" / "demo-lab.log"
 
@@ -35,26 +41,24 @@ def docker_answers() -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def wait_until_ready(ports: Ports, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> str | None:
     """None once every process answers and every Prometheus target is up; else what is still wrong."""
-    deadline = time.monotonic() + timeout
-    problems = ["not checked yet"]
-    while time.monotonic() < deadline:
+    last: list[str] = ["not checked yet"]
+
+    def ready() -> bool:
         if proc is not None and proc.poll() is not None:
-            return f"`labctl up` exited with {proc.returncode}; its output ({LOG}):\n{_tail(LOG)}"
-        status = st.collect(ports)
-        problems = status.problems or ([] if status.targets else ["Prometheus has no targets yet"])
-        if not problems:
-            return None
-        time.sleep(2)
-    return "; ".join(problems)
+            raise StartupError(f"`labctl up` exited with {proc.returncode}; its output ({LOG}):\n{tail(LOG)}")
+        status = st.collect(ports, pages=False)
+        last[:] = status.problems or ([] if status.targets else ["Prometheus has no targets yet"])
+        return not last
+
+    try:
+        wait_until(ready, timeout=timeout, every=2)
+    except StartupError as exc:
+        return str(exc)
+    except WaitTimeout:
+        return "; ".join(last)
+    return None
 
 
 def start_native(ports: Ports, timeout: float) -> tuple[subprocess.Popen[bytes] | None, str | None]:
@@ -63,7 +67,7 @@ def start_native(ports: Ports, timeout: float) -> tuple[subprocess.Popen[bytes] 
     if state and st.pid_alive(int(state.get("pid", 0))):
         print(f"Reusing the lab started by `labctl up` (pid {state['pid']}).")
         return None, wait_until_ready(Ports(**state["ports"]), timeout)
-    if not st.collect(ports).problems:
+    if not st.collect(ports, pages=False).problems:
         print("Reusing the lab that already answers on the default ports.")
         return None, None
     LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -89,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m labctl demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # every option it does not know belongs to `simulations all`
     )
     parser.add_argument(
-        "--stop", action="store_true", help="stop the lab at the end (if this demo started it)"
+        "--keep", action="store_true", help="leave the lab this demo started running at the end"
     )
     parser.add_argument("--native", action="store_true", help="run natively even when Docker answers")
     parser.add_argument(
@@ -102,18 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--startup-timeout", type=float, default=600, help="seconds to wait for the lab to be healthy"
     )
-    parser.add_argument("simulation_args", nargs=argparse.REMAINDER, help="after `--`: for `simulations all`")
+    parser.epilog = "Any other option goes to `python -m simulations all` (its --help lists them)."
     return parser
 
 
 def simulate(ports: Ports, extra: list[str]) -> int:
-    urls = [
-        f"--ml-url=http://127.0.0.1:{ports.ml_api}",
-        f"--rag-url=http://127.0.0.1:{ports.rag_api}",
-        f"--prometheus-url=http://127.0.0.1:{ports.prometheus}",
-        f"--alertmanager-url=http://127.0.0.1:{ports.alertmanager}",
-        f"--receiver-url=http://127.0.0.1:{ports.receiver_http}",
-    ]
+    urls = LabUrls.from_ports(ports).cli_args()
     t0 = time.monotonic()
     rc = subprocess.run([sys.executable, "-m", "simulations", "all", *urls, *extra], cwd=ROOT).returncode
     print(f"\nsimulations all: exit {rc} after {time.monotonic() - t0:.0f}s")
@@ -121,7 +120,7 @@ def simulate(ports: Ports, extra: list[str]) -> int:
 
 
 def run_isolated(extra: list[str], timeout: float) -> int:
-    from labctl.stack import NativeStack, StartupError
+    from labctl.stack import NativeStack
 
     print("Starting a throwaway lab on free ports (lab timings, steady traffic) ...")
     t0 = time.monotonic()
@@ -145,8 +144,8 @@ def run_isolated(extra: list[str], timeout: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    extra = args.simulation_args[1:] if args.simulation_args[:1] == ["--"] else args.simulation_args
+    args, extra = build_parser().parse_known_args(argv)
+    extra = [a for a in extra if a != "--"]
     if args.isolated:
         return run_isolated(extra, args.startup_timeout)
     ports = Ports.from_env()
@@ -166,24 +165,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"The lab is not ready after {args.startup_timeout:.0f}s: {problem}")
         print("`make status` shows what is up.")
         return 2
-
     rc = simulate(ports, extra)
-    if args.stop:
-        if docker:
-            subprocess.run(["docker", "compose", "down"], cwd=ROOT)
-        elif proc is not None:
-            subprocess.run([sys.executable, "-m", "labctl", "down"], cwd=ROOT)
-        else:
-            print("Not stopping the lab: this demo did not start it (`make stop` does).")
-    else:
-        print(
-            "The lab keeps running: Prometheus alerts at "
-            f"http://localhost:{ports.prometheus}/alerts, notifications at "
-            f"http://localhost:{ports.receiver_http}/notifications"
-            + (f", Grafana at http://localhost:{ports.grafana}" if docker or shutil.which("grafana") else "")
-            + ". `make stop` stops it."
-        )
+    finish(ports, docker=docker, started=docker or proc is not None, keep=args.keep)
     return rc
+
+
+def finish(ports: Ports, *, docker: bool, started: bool, keep: bool) -> None:
+    """Stop the lab this demo started (unless --keep); say where to look when it keeps running."""
+    if started and not keep:
+        print("Stopping the lab this demo started (`--keep` leaves it running) ...")
+        down = ["docker", "compose", "down"] if docker else [sys.executable, "-m", "labctl", "down"]
+        subprocess.run(down, cwd=ROOT)
+        return
+    with LabClient(LabUrls.from_ports(ports)) as client:
+        pages = lab_pages(client, ports, grafana_installed=docker or grafana_binary() is not None)
+    print("The lab keeps running (`make stop` stops it). Where to look:")
+    print("\n".join(render_pages(pages)))
 
 
 if __name__ == "__main__":

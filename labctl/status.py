@@ -1,4 +1,5 @@
-"""`labctl status`: is each process up, are Prometheus' targets up, what fires, what has been notified."""
+"""`labctl status`: is each process up (and how often it was restarted), where to look (only pages that
+answer), are Prometheus's targets up, what fires, what has been notified."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from labctl.client import LabClient, LabError, LabUrls
 from labctl.config import ROOT, Ports
+from labctl.plan import HEALTH, health_url
+from labctl.ui import Page, lab_pages, render_pages
 
 # The lab's state directory (LABCTL_VAR moves it: a second lab beside a running one, on other ports).
 VAR = Path(os.environ.get("LABCTL_VAR") or ROOT / "var").resolve()
-# Where `labctl up` records its pid and ports (LABCTL_STATE_FILE moves it, e.g. for tests).
+# Where `labctl up` records its pid, ports and processes (LABCTL_STATE_FILE moves it, e.g. for tests).
 STATE_FILE = Path(os.environ.get("LABCTL_STATE_FILE") or VAR / "labctl.json")
 
 
@@ -23,6 +25,13 @@ def read_state(path: Path = STATE_FILE) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def write_state(state: dict[str, Any], path: Path = STATE_FILE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    tmp.replace(path)
 
 
 def pid_alive(pid: int) -> bool:
@@ -35,30 +44,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def health_urls(ports: Ports, with_grafana: bool) -> dict[str, tuple[str, str]]:
-    """name -> (health URL, where a person looks)."""
-    h = "127.0.0.1"
-    urls = {
-        "ml_api": (f"http://{h}:{ports.ml_api}/ready", f"http://localhost:{ports.ml_api}/docs"),
-        "rag_api": (f"http://{h}:{ports.rag_api}/ready", f"http://localhost:{ports.rag_api}/docs"),
-        "receiver": (
-            f"http://{h}:{ports.receiver_http}/health",
-            f"http://localhost:{ports.receiver_http}/notifications",
-        ),
-        "prometheus": (f"http://{h}:{ports.prometheus}/-/ready", f"http://localhost:{ports.prometheus}"),
-        "alertmanager": (
-            f"http://{h}:{ports.alertmanager}/-/ready",
-            f"http://localhost:{ports.alertmanager}",
-        ),
-    }
-    if with_grafana:
-        urls["grafana"] = (f"http://{h}:{ports.grafana}/api/health", f"http://localhost:{ports.grafana}")
-    return urls
-
-
 @dataclass
 class LabStatus:
-    processes: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> (up, url)
+    processes: dict[str, bool] = field(default_factory=dict)  # name -> up
+    supervised: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> pid, restarts, last exit
+    pages: list[Page] = field(default_factory=list)
     targets: list[dict[str, str]] = field(default_factory=list)
     alerts: list[dict[str, str]] = field(default_factory=list)
     notifications: dict[str, int] | None = None
@@ -69,75 +59,92 @@ class LabStatus:
         return not self.problems
 
 
-def _get(client: httpx.Client, url: str, **params: Any) -> httpx.Response | None:
-    try:
-        return client.get(url, params=params or None)
-    except httpx.HTTPError:
-        return None
-
-
-def collect(ports: Ports, with_grafana: bool = False, timeout: float = 3.0) -> LabStatus:
-    status = LabStatus()
-    with httpx.Client(timeout=timeout) as client:
-        for name, (health, url) in health_urls(ports, with_grafana).items():
-            r = _get(client, health)
-            up = r is not None and r.status_code == 200
-            status.processes[name] = (up, url)
+def collect(
+    ports: Ports,
+    with_grafana: bool = False,
+    timeout: float = 3.0,
+    supervised: dict[str, dict[str, Any]] | None = None,
+    pages: bool = True,
+) -> LabStatus:
+    status = LabStatus(supervised=supervised or {})
+    names = [n for n in HEALTH if n != "grafana" or with_grafana]
+    with LabClient(LabUrls.from_ports(ports), timeout=timeout) as client:
+        for name in names:
+            url = health_url(name, ports)
+            r = client.get(url)
+            status.processes[name] = up = r is not None and r.status_code == 200
             if not up:
                 why = "not reachable" if r is None else f"HTTP {r.status_code}"
-                status.problems.append(f"{name} is down ({health}: {why})")
-
-        if status.processes["prometheus"][0]:
-            r = _get(client, f"http://127.0.0.1:{ports.prometheus}/api/v1/targets", state="active")
-            for t in r.json()["data"]["activeTargets"] if r is not None else []:
-                row = {
-                    "job": t["labels"].get("job", ""),
-                    "instance": t["labels"].get("instance", ""),
-                    "health": t["health"],
-                    "error": t.get("lastError", ""),
-                }
-                status.targets.append(row)
-                if row["health"] == "unknown":  # not scraped yet: a lab that just started
-                    row["error"] = row["error"] or "not scraped yet"
-                elif row["health"] != "up":
-                    status.problems.append(
-                        f"target {row['job']} {row['instance']} is {row['health']}: {row['error']}"
-                    )
-            if r is not None and not status.targets:
-                status.problems.append("Prometheus has no active targets")
-
-        if status.processes["alertmanager"][0]:
-            r = _get(client, f"http://127.0.0.1:{ports.alertmanager}/api/v2/alerts", active="true")
-            for a in r.json() if r is not None else []:
-                status.alerts.append(
-                    {
-                        "name": a["labels"].get("alertname", "?"),
-                        "severity": a["labels"].get("severity", ""),
-                        "state": a.get("status", {}).get("state", ""),
-                        "since": a.get("startsAt", ""),
-                        "summary": a.get("annotations", {}).get("summary", ""),
-                    }
-                )
-
-        if status.processes["receiver"][0]:
-            counts = {}
-            for channel in ("slack", "email"):
-                r = _get(client, f"http://127.0.0.1:{ports.receiver_http}/notifications", channel=channel)
-                counts[channel] = r.json().get("count", 0) if r is not None and r.status_code == 200 else 0
-            status.notifications = counts
+                status.problems.append(f"{name} is down ({url}: {why})")
+        if status.processes["prometheus"]:
+            _collect_targets(client, status)
+        if status.processes["alertmanager"]:
+            _collect_alerts(client, status)
+        if status.processes["receiver"]:
+            status.notifications = {ch: client.notification_count(ch) for ch in ("slack", "email")}
+        if pages:
+            status.pages = lab_pages(client, ports, grafana_installed=with_grafana)
     return status
 
 
+def _collect_targets(client: LabClient, status: LabStatus) -> None:
+    try:
+        targets = client.targets()
+    except LabError as exc:
+        status.problems.append(str(exc))
+        return
+    for t in targets:
+        row = {
+            "job": t["labels"].get("job", ""),
+            "instance": t["labels"].get("instance", ""),
+            "health": t["health"],
+            "error": t.get("lastError", ""),
+        }
+        status.targets.append(row)
+        if row["health"] == "unknown":  # not scraped yet: a lab that just started
+            row["error"] = row["error"] or "not scraped yet"
+        elif row["health"] != "up":
+            status.problems.append(
+                f"target {row['job']} {row['instance']} is {row['health']}: {row['error']}"
+            )
+    if not status.targets:
+        status.problems.append("Prometheus has no active targets")
+
+
+def _collect_alerts(client: LabClient, status: LabStatus) -> None:
+    try:
+        alerts = client.alertmanager_alerts(active="true")
+    except LabError as exc:
+        status.problems.append(str(exc))
+        return
+    for a in alerts:
+        status.alerts.append(
+            {
+                "name": a["labels"].get("alertname", "?"),
+                "severity": a["labels"].get("severity", ""),
+                "state": a.get("status", {}).get("state", ""),
+                "since": a.get("startsAt", ""),
+                "summary": a.get("annotations", {}).get("summary", ""),
+            }
+        )
+
+
 def render(status: LabStatus) -> str:
-    lines = ["process        state  url"]
-    for name, (up, url) in status.processes.items():
-        lines.append(f"{name:<14} {'up' if up else 'DOWN':<6} {url}")
+    lines = ["process        state  pid      restarts  last exit"]
+    # Processes without a health URL (traffic) are up while they run.
+    extra = {n: bool(s.get("running")) for n, s in status.supervised.items() if n not in status.processes}
+    for name, up in {**status.processes, **extra}.items():
+        sup = status.supervised.get(name, {})
+        pid, restarts, last = sup.get("pid") or "-", sup.get("restarts", "-"), sup.get("last_exit") or "-"
+        lines.append(f"{name:<14} {'up' if up else 'DOWN':<6} {pid!s:<8} {restarts!s:<9} {last}")
+    if status.pages:
+        lines += ["", "Where to look", *render_pages(status.pages)]
     if status.targets:
         lines += ["", "Prometheus targets"]
         for t in status.targets:
             err = f"  {t['error']}" if t["error"] else ""
             lines.append(f"  {t['job']:<22} {t['instance']:<24} {t['health']}{err}")
-    if status.processes.get("alertmanager", (False, ""))[0]:
+    if status.processes.get("alertmanager"):
         lines += ["", f"Alerts in Alertmanager: {len(status.alerts) or 'none'}"]
         for a in status.alerts:
             lines.append(f"  {a['name']:<32} {a['severity']:<9} {a['state']:<11} since {a['since']}")

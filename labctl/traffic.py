@@ -13,34 +13,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from labctl.config import ROOT
-
-REFERENCE_QUERIES = ROOT / "rag_api" / "data" / "reference_queries.txt"
-# Used only when the service's reference questions are missing: questions its knowledge base answers.
-FALLBACK_QUESTIONS = (
-    "How do I unlock my account after too many failed logins?",
-    "What does API error code 429 mean?",
-    "How do I rotate an API key?",
-    "How does pagination work in the API?",
-    "What are the API rate limits?",
-    "How do I change my subscription plan?",
-    "What should I do when a payment fails?",
-    "How do I delete my account?",
-)
-
-
-def in_domain_questions(path: Path = REFERENCE_QUERIES) -> list[str]:
-    if path.exists():
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-        questions = [ln for ln in lines if ln and not ln.startswith("#")]
-        if questions:
-            return questions
-    return list(FALLBACK_QUESTIONS)
+from lab_common.endpoints import local_url
+from simulations.data import in_domain_questions  # the questions the knowledge base answers
 
 
 def healthy_tickets(seed: int = 20240601, batch: int = 500) -> Iterator[dict[str, Any]]:
@@ -115,8 +93,8 @@ class HealthyTraffic(threading.Thread):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ml-url", default="http://127.0.0.1:8000")
-    parser.add_argument("--rag-url", default="http://127.0.0.1:8001")
+    parser.add_argument("--ml-url", default=local_url("ml_api"))
+    parser.add_argument("--rag-url", default=local_url("rag_api"))
     parser.add_argument("--rate", type=float, default=2.0, help="requests per second")
     args = parser.parse_args()
     traffic = HealthyTraffic(args.ml_url, args.rag_url, rate=args.rate)

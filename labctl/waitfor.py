@@ -10,28 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
-import httpx
+from labctl.client import LabClient
+from labctl.wait import wait_all
 
 
 def wait(urls: list[str], timeout: float) -> list[str]:
     """The URLs still not answering 200 after `timeout` seconds (empty: all ready)."""
-    pending = list(urls)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        still = []
-        for url in pending:
-            try:
-                ok = httpx.get(url, timeout=2).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if not ok:
-                still.append(url)
-        pending = still
-        if pending:
-            time.sleep(0.5)
-    return pending
+    with LabClient() as client:
+        return wait_all(urls, client.healthy, timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> None:

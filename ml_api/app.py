@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from lab_common.app import create_service_app
-from lab_common.faults import FaultRegistry, require_admin
+from lab_common.faults import Fault, FaultRegistry, LatencyParams, RateParams, require_admin
 from lab_common.logging import setup_logging
 from ml_api import metrics
 from ml_api.data import FEATURES
@@ -82,8 +82,10 @@ def create_app(settings: MLSettings | None = None) -> FastAPI:
     state = MLState()
     faults = FaultRegistry(
         {
-            "latency": "every /predict, /predict/batch and /triage waits params.delay_ms",
-            "errors": "params.rate (0-1) of /predict requests answer 503",
+            "latency": Fault(
+                "every /predict, /predict/batch and /triage waits params.delay_ms", LatencyParams
+            ),
+            "errors": Fault("params.rate (0-1) of /predict requests answer 503", RateParams),
         },
         max_seconds=settings.max_fault_seconds,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from lab_common.endpoints import default_port, local_url
 from lab_common.settings import LabSettings
 
 
@@ -14,7 +15,7 @@ class MLSettings(LabSettings):
     model_config = SettingsConfigDict(env_prefix="ML_", env_file=None, extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = Field(default=default_port("ml_api"), ge=1, le=65535)
     # More than one uses prometheus-client's multiprocess mode; each worker keeps its own drift window.
     workers: int = Field(default=1, ge=1, le=32)
 
@@ -40,6 +41,6 @@ class MLSettings(LabSettings):
     drift_alpha: float = Field(default=0.005, gt=0, lt=1)
 
     # /triage asks rag_api for an explanation; past this timeout it answers with the ML part only.
-    rag_url: str = "http://127.0.0.1:8001"
+    rag_url: str = local_url("rag_api")
     triage_rag_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     triage_top_k: int = Field(default=3, ge=1, le=10)

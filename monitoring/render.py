@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from lab_common.endpoints import default_port
 from monitoring.contract import Alert
 
 WIDTH = 110
@@ -21,9 +22,9 @@ class Links:
     Grafana (`dashboard_base=None`), the dashboard link falls back to the Prometheus graph of the expression.
     """
 
-    runbook_base: str = "http://localhost:9099/runbooks"
-    dashboard_base: str | None = "http://localhost:3000"
-    prometheus_base: str = "http://localhost:9090"
+    runbook_base: str = f"http://localhost:{default_port('receiver_http')}/runbooks"
+    dashboard_base: str | None = f"http://localhost:{default_port('grafana')}"
+    prometheus_base: str = f"http://localhost:{default_port('prometheus')}"
     prometheus_graph_path: str = "/graph"  # Debian's Prometheus 2.42 serves its UI under /classic/graph
 
     def runbook(self, alert: Alert) -> str:

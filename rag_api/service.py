@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lab_common.faults import FaultRegistry
+from lab_common.faults import Fault, FaultRegistry, LatencyParams, RateParams
 from rag_api import metrics
 from rag_api.drift import EmbeddingDriftMonitor, build_drift_monitor
 from rag_api.embeddings import get_embedder
@@ -33,9 +33,11 @@ from rag_api.store import KnowledgeStore, RetrievedChunk, StoreUnavailable
 log = logging.getLogger(__name__)
 
 FAULTS = {
-    "latency": "generation waits `delay_ms` milliseconds",
-    "hallucination": "a share `rate` (0-1) of answers ignores or contradicts the retrieved context",
-    "evaluation_failure": "a share `rate` (0-1) of evaluations raises (counted as failed)",
+    "latency": Fault("generation waits `delay_ms` milliseconds", LatencyParams),
+    "hallucination": Fault(
+        "a share `rate` (0-1) of answers ignores or contradicts the retrieved context", RateParams
+    ),
+    "evaluation_failure": Fault("a share `rate` (0-1) of evaluations raises (counted as failed)", RateParams),
     **SAFETY_FAULTS,
 }
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
+from lab_common.endpoints import default_port
 from lab_common.settings import LabSettings
 from rag_api.safety.settings import SafetySettings
 
@@ -37,7 +38,7 @@ class RAGSettings(LabSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8001, ge=1, le=65535)
+    port: int = Field(default=default_port("rag_api"), ge=1, le=65535)
     # More than one uses prometheus-client's multiprocess mode; each worker keeps its own evaluation queue
     # and query-drift window. Embedded Chroma is one process's: with several workers, set RAG_CHROMA_HOST.
     workers: int = Field(default=1, ge=1, le=32)

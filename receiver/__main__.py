@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from lab_common.logging import setup_logging
+from lab_common.serve import BoundedHttpToolsProtocol
 from receiver.app import create_app
 from receiver.settings import ReceiverSettings
 
@@ -31,6 +32,7 @@ def main() -> None:
         port=settings.http_port,
         log_level=settings.log_level.lower(),
         access_log=False,  # stdout is for the notification blocks
+        http=BoundedHttpToolsProtocol,  # header size and time bounds, as the services
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from lab_common.endpoints import default_port, local_url
 from lab_common.settings import LabSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,8 +22,8 @@ class ReceiverSettings(LabSettings):
 
     # 127.0.0.1 in native mode; compose sets 0.0.0.0 so Alertmanager's container can reach it.
     host: str = "127.0.0.1"
-    http_port: int = Field(default=9099, ge=0, le=65535)
-    smtp_port: int = Field(default=2525, ge=0, le=65535)
+    http_port: int = Field(default=default_port("receiver_http"), ge=0, le=65535)
+    smtp_port: int = Field(default=default_port("receiver_smtp"), ge=0, le=65535)
     # Every notification is appended here as one JSON line; the file is rotated at `log_max_bytes` and
     # `log_backups` rotated files are kept (`.1` is the newest). What rotation deletes is counted.
     log: Path = Path("var/receiver/notifications.jsonl")
@@ -43,7 +44,7 @@ class ReceiverSettings(LabSettings):
     # Slack payloads nested deeper than this are refused (400): Alertmanager's are 4 levels deep.
     max_payload_depth: int = Field(default=32, ge=4, le=256)
     # The inbox page lists Alertmanager's alerts and silences from its API v2; empty = not shown.
-    alertmanager_url: str = "http://127.0.0.1:9093"
+    alertmanager_url: str = local_url("alertmanager")
     alertmanager_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     # Seconds between the inbox page's automatic reloads (0 = never).
     page_refresh_seconds: int = Field(default=5, ge=0, le=3600)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from rich.console import Console
 
@@ -61,14 +62,13 @@ def _features(text: str) -> list[str]:
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("where the lab is, and how long to wait")
-    g.add_argument("--ml-url", default="http://127.0.0.1:8000", help="ml_api (default %(default)s)")
-    g.add_argument("--rag-url", default="http://127.0.0.1:8001", help="rag_api (default %(default)s)")
-    g.add_argument("--prometheus-url", default="http://127.0.0.1:9090", help="default %(default)s")
-    g.add_argument("--alertmanager-url", default="http://127.0.0.1:9093", help="default %(default)s")
+    defaults = LabUrls.from_ports()
+    g.add_argument("--ml-url", default=defaults.ml, help="ml_api (default %(default)s)")
+    g.add_argument("--rag-url", default=defaults.rag, help="rag_api (default %(default)s)")
+    g.add_argument("--prometheus-url", default=defaults.prometheus, help="default %(default)s")
+    g.add_argument("--alertmanager-url", default=defaults.alertmanager, help="default %(default)s")
     g.add_argument(
-        "--receiver-url",
-        default="http://127.0.0.1:9099",
-        help="the lab's alert receiver (default %(default)s)",
+        "--receiver-url", default=defaults.receiver, help="the lab's alert receiver (default %(default)s)"
     )
     g.add_argument(
         "--admin-token",
@@ -112,8 +112,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="{drift,hallucination,latency,attack,traffic,all,reset}"
     )
-    features = ",".join(feature_names())
+    for add in (
+        _drift_parser,
+        _hallucination_parser,
+        _latency_parser,
+        _attack_parser,
+        _traffic_parser,
+        _all_parser,
+    ):
+        add(sub)
+    sub.add_parser(
+        "reset",
+        parents=[common_options()],
+        help="clear every fault on both services and empty ml_api's drift window",
+        description="DELETE /admin/faults/all on both services and POST /drift/reset on ml_api.",
+    )
+    return parser
 
+
+Subparsers = Any  # argparse's _SubParsersAction
+
+
+def _drift_parser(sub: Subparsers) -> None:
+    features = ",".join(feature_names())
     drift = sub.add_parser(
         "drift",
         parents=[common_options()],
@@ -149,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         "half a minute (default %(default)s)",
     )
 
+
+def _hallucination_parser(sub: Subparsers) -> None:
     hall = sub.add_parser(
         "hallucination",
         parents=[common_options()],
@@ -181,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rps", type=_positive(float), default=2.0, help="questions per second (default %(default)s)"
     )
 
+
+def _latency_parser(sub: Subparsers) -> None:
     lat = sub.add_parser(
         "latency",
         parents=[common_options()],
@@ -218,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which service to slow down (default %(default)s)",
     )
 
-    add_attack(sub)
 
+def _traffic_parser(sub: Subparsers) -> None:
     traffic = sub.add_parser(
         "traffic",
         parents=[common_options()],
@@ -238,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--users", type=_positive(int), default=4, help="concurrent Locust users (default %(default)s)"
     )
 
+
+def _all_parser(sub: Subparsers) -> None:
     everything = sub.add_parser(
         "all",
         parents=[common_options()],
@@ -258,16 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     everything.set_defaults(timeout=150.0)
 
-    sub.add_parser(
-        "reset",
-        parents=[common_options()],
-        help="clear every fault on both services and empty ml_api's drift window",
-        description="DELETE /admin/faults/all on both services and POST /drift/reset on ml_api.",
-    )
-    return parser
 
-
-def add_attack(sub: argparse._SubParsersAction) -> None:
+def _attack_parser(sub: Subparsers) -> None:
     attack = sub.add_parser(
         "attack",
         parents=[common_options()],

@@ -25,10 +25,11 @@ import random
 
 from locust import HttpUser, between, task
 
+from lab_common.endpoints import local_url
 from simulations.data import drifted_tickets, feature_names, in_domain_questions, parse_features
 
-ML_API_URL = os.environ.get("ML_API_URL", "http://127.0.0.1:8000")
-RAG_API_URL = os.environ.get("RAG_API_URL", "http://127.0.0.1:8001")
+ML_API_URL = os.environ.get("ML_API_URL") or local_url("ml_api")
+RAG_API_URL = os.environ.get("RAG_API_URL") or local_url("rag_api")
 WAIT = between(float(os.environ.get("SIM_WAIT_MIN", "0.5")), float(os.environ.get("SIM_WAIT_MAX", "1.5")))
 DRIFT_ON = os.environ.get("SIM_DRIFT", "").lower() in {"1", "true", "yes"}
 

@@ -395,33 +395,8 @@ def execute(
     console = console or progress_console()
     lab.require_ready(*scenario.services)
     watches = [Watch(scenario.name, e) for e in scenario.expected]
-    before_names: set[str] = set()
-    if not no_wait:
-        lab.require_monitoring()
-        before_names = {a["labels"].get("alertname", "") for a in lab.alertmanager_alerts()}
-        stale = {w.expected.alert for w in watches} & before_names
-        if stale:
-            # Alertmanager would not notify again for an alert it still holds: let the old one resolve first.
-            console.print(
-                f"[yellow]{', '.join(sorted(stale))} is still there from an earlier run: cleaning up and "
-                f"waiting up to {settle_timeout:.0f}s for it to resolve[/]"
-            )
-            scenario.cleanup(lab)
-            left, _ = _settle(lab, stale, settle_timeout)
-            if left:
-                raise LabError(
-                    f"{', '.join(sorted(left))} is still active in Alertmanager ({lab.urls.alertmanager}) "
-                    "from an earlier run, so a new firing would not be notified. Clear the faults "
-                    "(`python -m simulations reset`) and wait for it to resolve, or restart the lab."
-                )
-            before_names -= stale
-        for w in watches:
-            w.before = lab.query(w.expected.query)
-
-    hold = 30.0 if no_wait else timeout
+    before_names = set() if no_wait else _prepare(lab, scenario, watches, settle_timeout, console)
     injected_at = time.time()
-    t0 = time.monotonic()
-    seen: set[str] = set()
     if not watches:
         console.print(f"[bold]{scenario.name}[/]: running for {scenario.duration:.0f}s")
     else:
@@ -429,38 +404,11 @@ def execute(
             f"[bold]{scenario.name}[/]: injecting"
             + ("" if no_wait else f", watching for up to {timeout:.0f}s")
         )
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
     try:
-        scenario.start(lab, hold)
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task(scenario.name, total=scenario.duration if no_wait else timeout)
-            while True:
-                elapsed = time.monotonic() - t0
-                if no_wait or not watches:
-                    if scenario.load_finished():
-                        break
-                    status = scenario.progress()
-                else:
-                    am_alerts = lab.alertmanager_alerts()
-                    seen |= {
-                        a["labels"].get("alertname", "")
-                        for a in am_alerts
-                        if a.get("status", {}).get("state") == "active"
-                    }
-                    for w in watches:
-                        for event in w.poll(lab, injected_at, am_alerts):
-                            progress.console.print(f"  [green]✓[/] {event}")
-                    if all(w.delivered for w in watches):
-                        break
-                    if elapsed >= timeout:
-                        break
-                    status = " | ".join([scenario.progress(), *(_watch_status(w) for w in watches)])
-                progress.update(
-                    task, completed=min(elapsed, progress.tasks[0].total or elapsed), description=status
-                )
-                time.sleep(1.0 if watches and not no_wait else 0.5)
-            final = " | ".join([scenario.progress(), *(_watch_status(w) for w in watches)])
-            progress.update(task, completed=progress.tasks[0].total, description=final)
+        scenario.start(lab, 30.0 if no_wait else timeout)
+        seen = _follow(
+            lab, scenario, watches, timeout=timeout, no_wait=no_wait, injected_at=injected_at, console=console
+        )
     finally:
         scenario.stop_load()
     if not watches and not no_wait:
@@ -477,6 +425,78 @@ def execute(
     if not no_wait and not keep_fault:
         scenario.cleanup(lab)
     return outcome
+
+
+def _prepare(
+    lab: Lab, scenario: Scenario, watches: list[Watch], settle_timeout: float, console: Console
+) -> set[str]:
+    """Before injecting: the alerts Alertmanager holds already (an expected one must resolve first, or it
+    would not be notified again), and each watched metric's value."""
+    lab.require_monitoring()
+    before_names = {a["labels"].get("alertname", "") for a in lab.alertmanager_alerts()}
+    stale = {w.expected.alert for w in watches} & before_names
+    if stale:
+        console.print(
+            f"[yellow]{', '.join(sorted(stale))} is still there from an earlier run: cleaning up and "
+            f"waiting up to {settle_timeout:.0f}s for it to resolve[/]"
+        )
+        scenario.cleanup(lab)
+        left, _ = _settle(lab, stale, settle_timeout)
+        if left:
+            raise LabError(
+                f"{', '.join(sorted(left))} is still active in Alertmanager ({lab.urls.alertmanager}) "
+                "from an earlier run, so a new firing would not be notified. Clear the faults "
+                "(`python -m simulations reset`) and wait for it to resolve, or restart the lab."
+            )
+        before_names -= stale
+    for w in watches:
+        w.before = lab.query_max(w.expected.query)
+    return before_names
+
+
+def _follow(
+    lab: Lab,
+    scenario: Scenario,
+    watches: list[Watch],
+    *,
+    timeout: float,
+    no_wait: bool,
+    injected_at: float,
+    console: Console,
+) -> set[str]:
+    """Show the scenario's progress until its load ends (--no-wait, no watches) or every expected alert was
+    delivered or `timeout` passed; returns the names of the alerts seen active meanwhile."""
+    t0 = time.monotonic()
+    seen: set[str] = set()
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(scenario.name, total=scenario.duration if no_wait else timeout)
+        while True:
+            elapsed = time.monotonic() - t0
+            if no_wait or not watches:
+                if scenario.load_finished():
+                    break
+                status = scenario.progress()
+            else:
+                am_alerts = lab.alertmanager_alerts()
+                seen |= {
+                    a["labels"].get("alertname", "")
+                    for a in am_alerts
+                    if a.get("status", {}).get("state") == "active"
+                }
+                for w in watches:
+                    for event in w.poll(lab, injected_at, am_alerts):
+                        progress.console.print(f"  [green]✓[/] {event}")
+                if all(w.delivered for w in watches) or elapsed >= timeout:
+                    break
+                status = " | ".join([scenario.progress(), *(_watch_status(w) for w in watches)])
+            progress.update(
+                task, completed=min(elapsed, progress.tasks[0].total or elapsed), description=status
+            )
+            time.sleep(1.0 if watches and not no_wait else 0.5)
+        final = " | ".join([scenario.progress(), *(_watch_status(w) for w in watches)])
+        progress.update(task, completed=progress.tasks[0].total, description=final)
+    return seen
 
 
 def recover(lab: Lab, outcome: Outcome, timeout: float, console: Console | None = None) -> None:

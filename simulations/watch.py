@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from lab_common.endpoints import LOCAL_HOST, default_port
+from labctl.ui import alertmanager_page, prometheus_page
 from simulations.data import ROOT
 from simulations.lab import Lab
 
@@ -92,7 +94,7 @@ class Watch:
         """Update from the lab; returns the milestones reached in this poll (for the log)."""
         events: list[str] = []
         now = time.time()
-        value = lab.query(self.expected.query)
+        value = lab.query_max(self.expected.query)
         if value is not None and (self.peak is None or value > self.peak):
             self.peak = value
         if self.fired_after is None:
@@ -148,19 +150,21 @@ class Watch:
                 f"{name} is active in Alertmanager but no {' / '.join(missing)} notification reached the "
                 f"receiver ({urls.receiver}/notifications). Check Alertmanager's log and "
                 "`alertmanager_notifications_failed_total`, the Slack webhook URL file "
-                "(alertmanager/secrets/slack_webhook_url) and the SMTP smarthost (127.0.0.1:2525)."
+                "(alertmanager/secrets/slack_webhook_url) and the SMTP smarthost "
+                f"({LOCAL_HOST}:{default_port('receiver_smtp')} unless moved)."
             )
         if self.alertmanager_state is not None:
             why = f" by {', '.join(self.suppressed_by)}" if self.suppressed_by else ""
+            page = alertmanager_page(lab, urls.alertmanager)
             return (
                 f"Alertmanager holds {name} but it is {self.alertmanager_state}{why} (an inhibition rule or "
-                f"a silence mutes it): see {urls.alertmanager}/#/alerts and alertmanager.yml's inhibit_rules."
+                f"a silence mutes it): see {page.url or page.note} and alertmanager.yml's inhibit_rules."
             )
         if self.prometheus_state == "firing":
             return (
                 f"Prometheus fires {name} but Alertmanager does not have it: check that Prometheus knows "
-                f"Alertmanager ({urls.prometheus}/status, 'Alertmanagers') and that {urls.alertmanager} "
-                "is up."
+                f"Alertmanager ({prometheus_page(lab, urls.prometheus, 'status')}) and that "
+                f"{urls.alertmanager} is up."
             )
         if self.prometheus_state == "pending":
             return (
@@ -172,13 +176,14 @@ class Watch:
             return (
                 f"{self.expected.metric} did not move (before {fmt(self.before)}, peak {fmt(self.peak)}): "
                 "the fault did not reach the service, or Prometheus does not scrape it. Check "
-                f"{urls.prometheus}/targets, the simulation's request counts above, and GET /admin/faults "
-                "on the service."
+                f"{prometheus_page(lab, urls.prometheus, 'targets')}, the simulation's request counts above, "
+                "and GET /admin/faults on the service."
             )
         return (
             f"{self.expected.metric} moved (before {fmt(self.before)}, peak {fmt(self.peak)}) but {name} "
             "never became pending: its threshold was not crossed. Compare with the rule "
-            f"({urls.prometheus}/alerts, prometheus/rules/alerts.yml) and use a stronger fault."
+            f"({prometheus_page(lab, urls.prometheus, 'alerts')}, prometheus/rules/alerts.yml) and use a "
+            "stronger fault."
         )
 
 

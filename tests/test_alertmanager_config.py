@@ -7,12 +7,12 @@ FAIL in CI (`CI` set).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from lab_common.net import free_port
+from labctl import wait as waiting
 from receiver.parse import alert_names, alert_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,17 +215,10 @@ def test_email_subject() -> None:
 
 
 def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited early: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} not ready within {timeout} s")
+    try:
+        waiting.wait_http(url, timeout=timeout, process=proc, every=0.1, what=what)
+    except waiting.ProcessExited as exc:
+        raise RuntimeError(f"{exc}: {proc.stdout.read() if proc.stdout else ''}") from None
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -254,14 +248,12 @@ class Lab:
         return response.json()["notifications"]
 
     def wait_for(self, channel: str, predicate, timeout: float = 30) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [n for n in self.notifications(channel) if predicate(n)]
-            if found:
-                return found
-            time.sleep(0.2)
-        raise AssertionError(
-            f"no matching {channel} notification within {timeout} s: {self.notifications(channel)}"
+        return waiting.wait_until(
+            lambda: [n for n in self.notifications(channel) if predicate(n)],
+            timeout=timeout,
+            every=0.2,
+            what=f"a matching {channel} notification",
+            detail=lambda: str(self.notifications(channel)),
         )
 
 
@@ -358,12 +350,9 @@ def test_routing_inhibition_and_resolution_with_a_real_alertmanager(lab: Lab) ->
         alert("TriageDegraded", "ml_api", "warning", "triage"),  # muted by rag_api's TargetDown
     )
     # Alertmanager computes inhibition when it is asked; give it the second it needs to ingest.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        state = {key: a["status"] for key, a in lab.alerts().items()}
-        if len(state) == 7:
-            break
-        time.sleep(0.2)
+    with contextlib.suppress(waiting.WaitTimeout):
+        waiting.wait_until(lambda: len(lab.alerts()) == 7, timeout=10, every=0.2)
+    state = {key: a["status"] for key, a in lab.alerts().items()}
     suppressed = {key for key, status in state.items() if status["state"] == "suppressed"}
     assert suppressed == {
         "MLHighLatencyP90/ml_api",

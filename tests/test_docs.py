@@ -40,6 +40,7 @@ FASTAPI_IMPLICIT = {"/metrics": {"GET"}, "/docs": {"GET"}, "/openapi.json": {"GE
 ALLOWED_EXTERNAL: dict[str, tuple[str, ...]] = {
     "prometheus": (
         "/", "/graph", "/alerts", "/targets", "/rules", "/config", "/metrics",
+        "/classic/graph", "/classic/alerts", "/classic/targets",  # Debian's 2.42 build
         "/-/ready", "/-/healthy", "/-/reload",
         "/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels",
         "/api/v1/label/{name}/values", "/api/v1/targets", "/api/v1/rules", "/api/v1/alerts",

@@ -1,7 +1,9 @@
 """Schemathesis against each service's OpenAPI schema: no 5xx, and every response matches its schema.
 
 The services run as users run them (`python -m ml_api`, `python -m rag_api`) with the default, non-lab
-profile: admin endpoints answer 401/403 and fault injection is off, so fuzzing cannot switch faults on.
+profile, an admin token and fault injection on: every request carries the token, so the admin and fault
+endpoints are fuzzed too. Faults last at most MAX_FAULT_SECONDS=1 (and so do the sleeps they inject), so
+a fault the fuzzer switches on cannot stall the rest of the run.
 """
 
 from __future__ import annotations
@@ -9,33 +11,35 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from lab_common.net import free_port
+from labctl.wait import ProcessExited, WaitTimeout, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_PER_OPERATION = 50  # ~10 operations per service: about 500 generated cases each
+ADMIN_TOKEN = "fuzz-admin-token"
+ADMIN = {
+    "LAB_PROFILE": "false",
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "FAULTS_ENABLED": "true",
+    "MAX_FAULT_SECONDS": "1",
+}
 
 
 def start(module: str, env: dict[str, str], timeout: float = 240) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env})
     port = env["ML_PORT"] if module == "ml_api" else env["RAG_PORT"]
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"python -m {module} exited with {process.returncode}"
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.terminate()
-    pytest.fail(f"{module} not ready after {timeout}s")
+    try:
+        wait_http(f"{base}/ready", timeout=timeout, process=process, every=0.5, what=f"python -m {module}")
+    except (WaitTimeout, ProcessExited) as exc:
+        process.terminate()
+        pytest.fail(str(exc))
+    return process, base
 
 
 def schemathesis(base: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -44,7 +48,8 @@ def schemathesis(base: str, tmp_path: Path, *extra: str) -> subprocess.Completed
             sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
             "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance",
             "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "20261125",
-            "--request-timeout", "30", "--report-dir", str(tmp_path), *extra,
+            "--request-timeout", "30", "--report-dir", str(tmp_path),
+            "--header", f"X-Admin-Token: {ADMIN_TOKEN}", *extra,
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
@@ -53,7 +58,7 @@ def schemathesis(base: str, tmp_path: Path, *extra: str) -> subprocess.Completed
 
 @pytest.mark.timeout(1200)
 def test_ml_api_schema_fuzz(tmp_path: Path) -> None:
-    env = {"ML_PORT": str(free_port()), "ML_MODEL_DIR": str(tmp_path / "models"), "LAB_PROFILE": "false"}
+    env = {"ML_PORT": str(free_port()), "ML_MODEL_DIR": str(tmp_path / "models"), **ADMIN}
     process, base = start("ml_api", env)
     try:
         # The HTML drift report is for humans (and costs seconds per call); it has no JSON schema to check.
@@ -69,13 +74,18 @@ def test_rag_api_schema_fuzz(tmp_path: Path) -> None:
     env = {
         "RAG_PORT": str(free_port()),
         "RAG_CHROMA_PATH": str(tmp_path / "chroma"),
-        "LAB_PROFILE": "false",
+        **ADMIN,
         "OPENAI_API_KEY": "",
         "OPENAI_BASE_URL": "",
     }
     process, base = start("rag_api", env)
     try:
-        result = schemathesis(base, tmp_path)
+        # The first scored answer starts the evaluator (tens of seconds on a loaded machine): not the fuzzer's
+        # 30 s request budget's business.
+        warm = httpx.post(f"{base}/chat", json={"query": "warm up", "evaluate": "sync"}, timeout=180)
+        assert warm.status_code == 200, warm.text
+        # A reload re-embeds the whole corpus (seconds of CPU) and takes no input but the token.
+        result = schemathesis(base, tmp_path, "--exclude-path", "/knowledge/reload")
     finally:
         process.terminate()
         process.wait(20)
@@ -88,11 +98,9 @@ def test_receiver_schema_fuzz(tmp_path: Path) -> None:
     is fuzzed too. The fail knob is left out, since answering 500 is what it is for."""
     from tests.support.receiver import start_receiver, stop
 
-    receiver = start_receiver(tmp_path, LAB_PROFILE="false", ADMIN_TOKEN="fuzz-token", RECEIVER_ECHO="false")
+    receiver = start_receiver(tmp_path, LAB_PROFILE="false", ADMIN_TOKEN=ADMIN_TOKEN, RECEIVER_ECHO="false")
     try:
-        result = schemathesis(
-            receiver.url, tmp_path, "--exclude-path", "/admin/fail", "--header", "X-Admin-Token: fuzz-token"
-        )
+        result = schemathesis(receiver.url, tmp_path, "--exclude-path", "/admin/fail")  # sends the token
         with receiver.client() as client:
             assert client.get("/notifications").status_code == 200
             assert client.get("/inbox").status_code == 200

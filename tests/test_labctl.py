@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import yaml
 
 from labctl import config as cfg
 from labctl.config import ROOT, Ports
+from tests.support.lab import run_labctl
 
 PORTS = Ports(
     ml_api=18000,
@@ -272,41 +272,26 @@ def test_lab_plan_renders_configs_prometheus_and_alertmanager_accept(tmp_path: P
                 assert cfg.parse_duration(rule.get("for", "0s")) <= 5
     names = {p.name for p in plan.processes}
     assert {"ml_api", "rag_api", "receiver", "prometheus", "alertmanager", "traffic"} <= names
+    # The services start through their own launcher (`python -m ml_api`), so ML_WORKERS / RAG_WORKERS apply,
+    # on this lab's ports.
+    for name in ("ml_api", "rag_api"):
+        spec = plan.spec(name)
+        assert spec.cmd[1:] == ["-m", name], spec.cmd
+        assert spec.env["ML_PORT"] == str(PORTS.ml_api) and spec.env["RAG_PORT"] == str(PORTS.rag_api)
 
 
 # ------------------------------------------------------------------------------------------------- status
 
 
 def test_status_with_nothing_running_exits_non_zero(tmp_path: Path) -> None:
-    free = Ports.free()
-    env = {
-        **os.environ,
-        "LABCTL_STATE_FILE": str(tmp_path / "labctl.json"),
-        **{var: str(getattr(free, name)) for name, (var, _) in cfg.PORT_ENV.items()},
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "labctl", "status"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_labctl("status", state_file=tmp_path / "labctl.json", env=Ports.free().env())
     assert result.returncode != 0
     assert "ml_api         DOWN" in result.stdout
     assert "Nothing is running: start the lab with `make lab`." in result.stdout
 
 
 def test_down_with_nothing_running_explains(tmp_path: Path) -> None:
-    env = {**os.environ, "LABCTL_STATE_FILE": str(tmp_path / "labctl.json")}
-    result = subprocess.run(
-        [sys.executable, "-m", "labctl", "down"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_labctl("down", state_file=tmp_path / "labctl.json")
     assert result.returncode == 0
     assert "No lab is running" in result.stdout
 
@@ -352,3 +337,17 @@ def test_render_grafana_provisioning_points_at_the_repository_dashboards(tmp_pat
     # Datasource URLs stay ${VAR} references: labctl sets PROMETHEUS_URL / ALERTMANAGER_URL for Grafana.
     datasources = "".join(p.read_text() for p in (out / "datasources").glob("*.y*ml"))
     assert "${PROMETHEUS_URL}" in datasources
+
+
+# --------------------------------------------------------------------------------------------------- demo
+
+
+def test_demo_passes_the_options_it_does_not_know_to_the_simulations() -> None:
+    from labctl.demo import build_parser
+
+    # `make demo ARGS="--timeout 240 --keep"`: --keep is the demo's, --timeout belongs to `simulations all`.
+    args, extra = build_parser().parse_known_args(["--timeout", "240", "--keep", "--recovery-timeout", "5"])
+    assert args.keep and extra == ["--timeout", "240", "--recovery-timeout", "5"]
+    # An abbreviation of a demo option must not swallow a simulation option (--st would be --startup-timeout).
+    args, extra = build_parser().parse_known_args(["--st", "1"])
+    assert extra == ["--st", "1"] and args.startup_timeout == 600

@@ -242,9 +242,9 @@ def test_oversized_bodies_are_413_and_counted(model_dir: Path) -> None:
         assert r.status_code == 200 and len(r.json()["predictions"]) == 3
         assert client.get("/drift/status").json()["window_size"] == 6  # the refused ones never entered
         after = scrape(client)
-    # by Content-Length: refused before routing ("other"); streamed: the route had matched
-    for endpoint in ("other", "/predict/batch"):
-        labels = {"endpoint": endpoint, "method": "POST", "status": "413"}
+    # by Content-Length: refused before routing ("other", with any method); streamed: the route had matched
+    for endpoint, method in (("other", "OTHER"), ("/predict/batch", "POST")):
+        labels = {"endpoint": endpoint, "method": method, "status": "413"}
         counted = sample_value(after, "ml_http_requests_total", **labels)
         assert counted == (sample_value(before, "ml_http_requests_total", **labels) or 0.0) + 1, endpoint
     ok = {"endpoint": "/predict/batch", "method": "POST", "status": "200"}

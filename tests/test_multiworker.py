@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab_common.net import free_port
+from labctl.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKET = {"ticket_length": 640, "urgency_keywords": 2, "business_impact": 6.5, "customer_tier": 3}
@@ -43,18 +43,16 @@ def two_worker_ml_api(tmp_path_factory: pytest.TempPathFactory):
     }
     process = subprocess.Popen([sys.executable, "-m", "ml_api"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+
+    def both_ready() -> bool:
+        assert process.poll() is None, "python -m ml_api exited"
+        # Both workers must be ready: ask several times over fresh connections.
+        return all(httpx.get(f"{base}/ready", timeout=2).status_code == 200 for _ in range(6))
+
     try:
-        while True:
-            assert process.poll() is None, "python -m ml_api exited"
-            assert time.monotonic() < deadline, "ml_api with 2 workers never became ready"
-            try:
-                # Both workers must be ready: ask several times over fresh connections.
-                if all(httpx.get(f"{base}/ready", timeout=2).status_code == 200 for _ in range(6)):
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_until(
+            both_ready, timeout=120, every=0.5, what="ml_api with 2 workers", retry_on=(httpx.HTTPError,)
+        )
         yield base, stale
     finally:
         process.terminate()

@@ -6,18 +6,20 @@ Needs `promtool` (and `prometheus` for the start-up test). Without them the test
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from lab_common.endpoints import default_port
 from lab_common.net import free_port
+from labctl.wait import WaitTimeout, wait_http, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -31,14 +33,28 @@ DASHBOARDS = {f"http://localhost:3000/d/{uid}" for uid in UIDS}
 REQUIRED_ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
 # `up == 0` has no value worth printing (it is 0); its description names the target instead.
 NO_VALUE_IN_DESCRIPTION = {"TargetDown"}
-SERVICES = {"ml_api": 8000, "rag_api": 8001, "prometheus": 9090, "alertmanager": 9093}
+# Scrape targets by `service` label, with their default ports (lab_common/endpoints.py).
+SERVICES = {
+    "ml_api": default_port("ml_api"),
+    "rag_api": default_port("rag_api"),
+    "prometheus": default_port("prometheus"),
+    "alertmanager": default_port("alertmanager"),
+    "receiver": default_port("receiver_http"),
+}
 DOCKER_HOSTS = {
     "ml_api": "ml-api",
     "rag_api": "rag-api",
     "prometheus": "prometheus",
     "alertmanager": "alertmanager",
+    "receiver": "alert-receiver",
 }
-JOBS = {"ml-api": "ml_api", "rag-api": "rag_api", "prometheus": "prometheus", "alertmanager": "alertmanager"}
+JOBS = {
+    "ml-api": "ml_api",
+    "rag-api": "rag_api",
+    "prometheus": "prometheus",
+    "alertmanager": "alertmanager",
+    "receiver": "receiver",
+}
 
 
 def tool(name: str) -> str:
@@ -167,24 +183,24 @@ def test_real_prometheus_discovers_targets_and_loads_rules(tmp_path: Path) -> No
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
         targets: list[dict] = []
         rules: list[dict] = []
-        while time.monotonic() < deadline:
+
+        def evaluated() -> bool:
+            """Every rule evaluated once (lastEvaluation is zero before), and all four targets known."""
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=2).status_code != 200:
-                    time.sleep(0.3)
-                    continue
-                targets = httpx.get(f"{base}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
-                groups = httpx.get(f"{base}/api/v1/rules", timeout=2).json()["data"]["groups"]
-                rules = [rule for group in groups for rule in group["rules"]]
-            except httpx.TransportError:
-                pass
-            # Wait until every rule has been evaluated once (lastEvaluation is zero before).
-            if len(targets) == 4 and rules and all(not r["lastEvaluation"].startswith("0001") for r in rules):
-                break
-            time.sleep(0.3)
+            wait_http(f"{base}/-/ready", timeout=30, process=proc)
+            targets[:] = httpx.get(f"{base}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+            groups = httpx.get(f"{base}/api/v1/rules", timeout=2).json()["data"]["groups"]
+            rules[:] = [rule for group in groups for rule in group["rules"]]
+            return (
+                len(targets) == len(JOBS)
+                and bool(rules)
+                and all(not r["lastEvaluation"].startswith("0001") for r in rules)
+            )
+
+        with contextlib.suppress(WaitTimeout):  # the assertions below say what was missing
+            wait_until(evaluated, timeout=30, every=0.3, retry_on=(httpx.TransportError,))
         labels = {(t["labels"]["job"], t["labels"]["service"], t["labels"]["instance"]) for t in targets}
         assert labels == {(job, svc, f"127.0.0.1:{SERVICES[svc]}") for job, svc in JOBS.items()}
         assert len(rules) == sum(len(g["rules"]) for p in (ALERTS_FILE, RECORDING_FILE) for g in groups_of(p))

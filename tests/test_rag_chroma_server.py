@@ -5,16 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from lab_common.net import free_port
+from labctl.wait import wait_http
 from rag_api.app import create_app
 from tests.support.rag import offline_settings
 
@@ -34,14 +33,9 @@ class ChromaServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("chroma server did not start")
+        wait_http(
+            f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=60, every=0.2, what="chroma server"
+        )
 
     def stop(self) -> None:
         if self.process is not None:

@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from labctl.config import ROOT, free_ports
-from labctl.stack import MissingTools, NativeStack, monitoring_binaries
+from labctl.stack import NativeStack
 from simulations.data import drifted_tickets, reference_stats
 from simulations.scenarios import latency_expectations
+from tests.support.lab import native_stack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,13 +42,7 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
 
 
 def lab_args(stack: NativeStack) -> list[str]:
-    return [
-        f"--ml-url={stack.ml_url}",
-        f"--rag-url={stack.rag_url}",
-        f"--prometheus-url={stack.prometheus_url}",
-        f"--alertmanager-url={stack.alertmanager_url}",
-        f"--receiver-url={stack.receiver_url}",
-    ]
+    return stack.urls.cli_args()
 
 
 # ------------------------------------------------------------------------------------------ without a lab
@@ -123,14 +118,8 @@ def test_drifted_tickets_move_by_the_asked_standard_deviations() -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[NativeStack]:
-    try:
-        monitoring_binaries()
-    except MissingTools as exc:
-        pytest.fail(f"these tests need Prometheus and Alertmanager: {exc}", pytrace=False)
-    lab = NativeStack(
+    lab = native_stack(
         max_for=3,
-        scrape_interval="1s",
-        evaluation_interval="1s",
         alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
         service_env={"ML_DRIFT_INTERVAL_SECONDS": "1", "LOG_LEVEL": "WARNING"},
     )
@@ -141,7 +130,7 @@ def stack() -> Iterator[NativeStack]:
 def _notified(stack: NativeStack, alert: str, channel: str, since: float) -> list[dict]:
     return [
         n
-        for n in stack.notifications(channel)
+        for n in stack.client.notifications(channel)
         if n["received_at_epoch"] >= since
         and alert in (n.get("alerts") or [])
         and n.get("status") == "firing"
@@ -158,8 +147,8 @@ def test_drift_end_to_end_alert_delivered(stack: NativeStack) -> None:
     times = [float(t) for t in re.findall(r"(\d+\.\d)s", row)]
     assert len(times) == 3 and all(0 < t < 90 for t in times), f"fired/slack/email times in {row!r}"
     # What the table claims is true at the source: both channels got the firing notification.
-    assert _notified(stack, "MLDataDriftDetected", "slack", since), stack.notifications()
-    assert _notified(stack, "MLDataDriftDetected", "email", since), stack.notifications()
+    assert _notified(stack, "MLDataDriftDetected", "slack", since), stack.client.notifications()
+    assert _notified(stack, "MLDataDriftDetected", "email", since), stack.client.notifications()
     # The clean-up emptied the drift window (so the alert resolves).
     status = httpx.get(f"{stack.ml_url}/drift/status", timeout=10).json()
     assert status["window_size"] < 100, status

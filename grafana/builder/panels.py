@@ -59,10 +59,10 @@ def share(metric: str, where: str) -> str:
     return f"sum(rate({metric}{{{where}}}[{RI}])) / sum(rate({metric}[{RI}]))"
 
 
-def rate_by(metric: str, by: str, legend: str = "") -> Dataquery:
+def rate_by(metric: str, by: str, legend: str = "", ref: str = "A") -> Dataquery:
     """`sum by (labels) (rate(metric[...]))`, legend from the labels unless given."""
     legend = legend or " ".join(f"{{{{{label.strip()}}}}}" for label in by.split(","))
-    return target(f"sum by ({by}) (rate({metric}[{RI}]))", legend)
+    return target(f"sum by ({by}) (rate({metric}[{RI}]))", legend, ref)
 
 
 # ------------------------------------------------------------------------------------- threshold lines

@@ -7,8 +7,9 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .board import Board
-from .panels import FIRING, quantile_expr, quantiles, rate_by, share, stat, table, target, value_texts
+from .panels import FIRING, RI, quantile_expr, quantiles, rate_by, share, stat, table, target, value_texts
 from .panels import timeseries as ts
+from .shared import RECEIVER, p90_by_endpoint, requests_by_status
 from .thresholds import Line
 
 PanelList = list[Builder[dm.Panel]]
@@ -55,4 +56,23 @@ def notifications() -> PanelList:
     return [
         ts("Notifications sent by integration", [sent], unit="ops").span(12),
         ts("Notifications failed by integration", [failed], unit="ops").span(12),
+    ]
+
+
+@BOARD.row("Alert receiver (the lab's Slack and SMTP stand-in)")
+def receiver() -> PanelList:
+    stored = rate_by("receiver_notifications_total", "channel", "stored ({{channel}})")
+    duplicates = rate_by("receiver_notifications_duplicate_total", "channel", "duplicate ({{channel}})", "B")
+    refused = rate_by("receiver_notifications_rejected_total", "reason", "refused ({{reason}})")
+    evicted = rate_by("receiver_notifications_evicted_total", "place", "evicted ({{place}})", "B")
+    bad_lines = target("sum(receiver_archive_bad_lines_total)", "archive lines skipped at start")
+    am_errors = target(
+        f"sum(rate(receiver_alertmanager_api_errors_total[{RI}]))", "Alertmanager API errors", "B"
+    )
+    return [
+        ts("Receiver: notifications stored and duplicates", [stored, duplicates], unit="ops").span(8),
+        ts("Receiver: refused and evicted notifications", [refused, evicted], unit="ops").span(8),
+        ts("Receiver: archive and inbox-page errors", [bad_lines, am_errors]).span(8),
+        requests_by_status(RECEIVER),
+        p90_by_endpoint(RECEIVER),
     ]

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from .panels import RI, TimeSeries, quantiles, rate_by, target, timeseries
 
-# Probe and admin endpoints are left out of request ratios, as the recording rules do.
-NOT_PROBES = 'endpoint!~"/health|/ready|/metrics|/admin/.*"'
+# Probe and admin endpoints (every route taking X-Admin-Token) are left out of request ratios, as the
+# recording rules do (tests/test_request_labels.py checks both).
+NOT_PROBES = 'endpoint!~"/health|/ready|/metrics|/admin/.*|/drift/reset|/knowledge/reload"'
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Service:
 
 ML_API = Service("ml_api", "ml")
 RAG_API = Service("rag_api", "rag")
+RECEIVER = Service("receiver", "receiver")
 
 
 def requests_by_status(service: Service) -> TimeSeries:

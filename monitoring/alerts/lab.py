@@ -56,6 +56,35 @@ ALERTS = [
         ),
     ),
     Alert(
+        name="ReceiverRejectingNotifications",
+        group="monitoring",
+        service="lab",
+        family="notifications",
+        severity="warning",
+        comment="Injected faults (POST /admin/fail) are left out: AlertmanagerNotificationsFailing tells.",
+        expr=(
+            "sum by (service) (\n"
+            '  increase(receiver_notifications_rejected_total{reason!="fault_injected"}[1m])\n'
+            ") > {threshold}"
+        ),
+        params={"threshold": P(0)},
+        for_=P("45s", production="10m"),
+        summary="The alert receiver refuses notifications ({{ $labels.service }})",
+        description=(
+            "{{ $value | humanize }} webhook calls were refused in the last minute (invalid JSON or Slack "
+            "shape, too deep, no text): whatever sends them is not being heard. The `reason` label of "
+            "receiver_notifications_rejected_total says why."
+        ),
+        dashboard="pipeline-health",
+        panel="Receiver: refused and evicted notifications",
+        signal="webhook calls the receiver refused (`receiver_notifications_rejected_total`), last minute",
+        production_note="over `[15m]`",
+        trigger=(
+            "post a malformed Slack payload: `curl -X POST localhost:9099/slack -H 'content-type: "
+            "application/json' -d '{\"attachments\": 5}'`"
+        ),
+    ),
+    Alert(
         name="PrometheusRuleEvaluationFailures",
         group="monitoring",
         service="lab",

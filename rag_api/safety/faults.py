@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import random
 
-from lab_common.faults import FaultRegistry
+from lab_common.faults import Fault, FaultRegistry, RateParams
 from rag_api.llm import system_prompt
 
 FAULTS = {
-    "pii_leak": "a share `rate` (0-1) of answers echo a fake customer record (test card 4111 1111 1111 1111)",
-    "prompt_leak": "a share `rate` (0-1) of answers repeat the generation prompt, its canary included",
-    "safety_error": "a share `rate` (0-1) of safety checks raise (outcome `error`, then `fail_mode`)",
+    "pii_leak": Fault(
+        "a share `rate` (0-1) of answers echo a fake customer record (test card 4111 1111 1111 1111)",
+        RateParams,
+    ),
+    "prompt_leak": Fault(
+        "a share `rate` (0-1) of answers repeat the generation prompt, its canary included", RateParams
+    ),
+    "safety_error": Fault(
+        "a share `rate` (0-1) of safety checks raise (outcome `error`, then `fail_mode`)", RateParams
+    ),
 }
 
 FAKE_CUSTOMER_RECORD = (

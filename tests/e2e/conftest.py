@@ -12,7 +12,7 @@ and restarts Prometheus and Alertmanager, and leaves both healthy again).
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -22,8 +22,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from labctl.stack import MissingTools, NativeStack, monitoring_binaries
+from labctl.client import SERVICES
+from labctl.stack import NativeStack
 from labctl.traffic import HealthyTraffic, healthy_tickets, in_domain_questions
+from labctl.wait import WaitTimeout, wait_until
+from tests.support.lab import native_stack
+from tests.support.procs import group_members
 
 E2E_MAX_FOR = 5.0  # seconds: every alert's `for:` in the lab's copy of the rules
 SERVICE_ENV = {
@@ -42,26 +46,21 @@ class Lab:
     traffic: HealthyTraffic
     figures: dict[str, float] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> Any:  # lab.ml_url, lab.query(...), ... come from the stack
-        return getattr(self.stack, name)
-
-    def inject(self, service_url: str, fault: str, duration: float = 60, **params: Any) -> None:
-        r = httpx.post(
-            f"{service_url}/admin/faults/{fault}",
-            json={"duration_seconds": duration, "params": params},
-            timeout=10,
-        )
-        assert r.status_code == 200, f"injecting {fault} at {service_url}: {r.status_code} {r.text}"
+    def __getattr__(self, name: str) -> Any:
+        # lab.query(...), lab.notifications(...) come from the lab's client; lab.ml_url, lab.kill(...) from
+        # the stack.
+        client = self.stack.client
+        return getattr(client, name) if hasattr(client, name) else getattr(self.stack, name)
 
     def clear_faults(self) -> None:
-        for url in (self.stack.ml_url, self.stack.rag_url):
-            httpx.delete(f"{url}/admin/faults/all", timeout=10)
+        for service in SERVICES:
+            self.stack.client.clear_faults(service)
 
     def notified(self, alertname: str, channel: str, since: float) -> list[dict[str, Any]]:
         """Firing notifications of `alertname` on `channel` received after `since` (epoch seconds)."""
         return [
             n
-            for n in self.stack.notifications(channel)
+            for n in self.stack.client.notifications(channel, since)
             if n["received_at_epoch"] >= since
             and alertname in (n.get("alerts") or [])
             and n.get("status") in ("firing", "mixed")
@@ -71,7 +70,7 @@ class Lab:
         """What the lab looks like now, for failure messages."""
         parts = []
         try:
-            alerts = self.stack.query("ALERTS")
+            alerts = self.stack.client.query("ALERTS")
             parts.append(
                 "Prometheus ALERTS: "
                 + (
@@ -86,13 +85,13 @@ class Lab:
                 f"{a['labels'].get('alertname')}({a['status']['state']}"
                 + (f" by {','.join(a['status']['inhibitedBy'])}" if a["status"]["inhibitedBy"] else "")
                 + ")"
-                for a in self.stack.alertmanager_alerts()
+                for a in self.stack.client.alertmanager_alerts()
             ]
             parts.append("Alertmanager: " + (", ".join(am) or "none"))
         except Exception as exc:
             parts.append(f"Alertmanager: {exc!r}")
         try:
-            items = self.stack.notifications()
+            items = self.stack.client.notifications()
             parts.append(
                 f"receiver ({len(items)}): "
                 + (
@@ -111,14 +110,10 @@ class Lab:
 
     def wait_for(self, what: str, fn: Callable[[], T], timeout: float, every: float = 1.0) -> T:
         """Poll `fn` until it returns something truthy; fail with the lab's state after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = fn()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what}: not within {timeout:.0f}s\n{self.snapshot()}", pytrace=False)
-            time.sleep(every)
+        try:
+            return wait_until(fn, timeout=timeout, every=every, what=what, detail=self.snapshot)
+        except WaitTimeout as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 FIGURES: dict[str, float] = {}
@@ -131,11 +126,13 @@ def warm_up(stack: NativeStack, timeout: float = WARM_TIMEOUT) -> None:
     If it never gets warm (rag_api's warm-up task failed), warm it the slow way: every in-domain question
     once, unscored, then let those slow answers leave the 1-minute rate windows.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if httpx.get(f"{stack.rag_url}/ready", timeout=10).json().get("sentence_cache") == "warm":
-            return
-        time.sleep(1)
+
+    def warm() -> bool:
+        return httpx.get(f"{stack.rag_url}/ready", timeout=10).json().get("sentence_cache") == "warm"
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(warm, timeout=timeout, every=1)
+        return
     warnings.warn(
         f"rag_api's sentence cache is not warm {timeout:.0f}s after start-up: warming it with /chat calls",
         stacklevel=1,
@@ -148,15 +145,9 @@ def warm_up(stack: NativeStack, timeout: float = WARM_TIMEOUT) -> None:
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    try:
-        monitoring_binaries()
-    except MissingTools as exc:
-        pytest.fail(f"the end-to-end tests need Prometheus and Alertmanager: {exc}", pytrace=False)
     t0 = time.monotonic()
-    stack = NativeStack(
+    stack = native_stack(
         max_for=E2E_MAX_FOR,
-        scrape_interval="1s",
-        evaluation_interval="1s",
         alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
         service_env=SERVICE_ENV,
     )
@@ -176,28 +167,10 @@ def lab() -> Iterator[Lab]:
             traffic.stop()
         pids = [p.pid for p in stack.procs.values()]
     # Teardown leaves nothing behind: no live process in any of the lab's process groups.
-    deadline = time.monotonic() + 10
-    while (alive := _group_members(pids)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: not group_members(pids), timeout=10)
+    alive = group_members(pids)
     assert not alive, f"lab processes still running after teardown: {alive}"
-
-
-def _group_members(pgids: list[int]) -> list[str]:
-    """Live (not zombie) processes whose process group is one of `pgids`, from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            if fields[0] != "Z" and int(fields[2]) in pgids:
-                with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                    cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"{entry}: {cmdline[:120]}")
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -153,7 +153,7 @@ def test_data_drift_reaches_slack_and_email(lab: Lab) -> None:
 def test_hallucination_reaches_slack(lab: Lab) -> None:
     questions = in_domain_questions()
     since = time.time()
-    lab.inject(lab.rag_url, "hallucination", duration=90, rate=1.0)
+    lab.inject("rag_api", "hallucination", 90, rate=1.0)
     counter = itertools.count()
 
     def chat(client: httpx.Client) -> None:
@@ -174,7 +174,7 @@ def test_ml_latency_reaches_slack(lab: Lab) -> None:
     tickets = [next(gen) for _ in range(1000)]
     counter = itertools.count()  # thread-safe, unlike a generator shared by the workers
     since = time.time()
-    lab.inject(lab.ml_url, "latency", duration=90, delay_ms=800)
+    lab.inject("ml_api", "latency", 90, delay_ms=800)
 
     def predict(client: httpx.Client) -> None:
         client.post(f"{lab.ml_url}/predict", json=tickets[next(counter) % len(tickets)])

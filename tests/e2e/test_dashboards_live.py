@@ -7,6 +7,7 @@ panels that cannot have data in this lab, with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +16,7 @@ import pytest
 from dashboards import grafana_queries  # tests/dashboards.py (tests/ is on sys.path: rootdir import mode)
 
 from labctl.traffic import healthy_tickets, in_domain_questions
+from labctl.wait import WaitTimeout, wait_until
 
 from .conftest import Lab
 
@@ -37,7 +39,7 @@ def generate_unhealthy_data(lab: Lab) -> None:
         r = client.post(f"{lab.ml_url}/predict", json={**next(tickets), "customer_tier": 9})
         assert r.status_code == 422
         # rag_api too slow for triage's timeout: degraded triage (reason "timeout").
-        lab.inject(lab.rag_url, "latency", duration=30, delay_ms=3000)
+        lab.inject("rag_api", "latency", 30, delay_ms=3000)
         with ThreadPoolExecutor(4) as pool:
             list(
                 pool.map(
@@ -49,11 +51,11 @@ def generate_unhealthy_data(lab: Lab) -> None:
             )
         lab.clear_faults()
         # Failed evaluations.
-        lab.inject(lab.rag_url, "evaluation_failure", duration=30, rate=1.0)
+        lab.inject("rag_api", "evaluation_failure", 30, rate=1.0)
         for q in questions[:6]:
             client.post(f"{lab.rag_url}/chat", json={"query": q})
         # 5xx answers, which also fire the ML error-ratio alert (for: shortened to seconds).
-        lab.inject(lab.ml_url, "errors", duration=30, rate=1.0)
+        lab.inject("ml_api", "errors", 30, rate=1.0)
         for _ in range(20):
             client.post(f"{lab.ml_url}/predict", json=next(tickets))
             time.sleep(0.2)
@@ -74,19 +76,21 @@ def test_every_panel_query_returns_data(lab: Lab) -> None:
         return "success", body["data"]["result"]
 
     # Rates need two scrapes inside their window: poll a little before judging the empty ones.
-    deadline = time.monotonic() + 45
-    while True:
-        problems = {}
+    problems: dict[tuple[str, str, str], str] = {}
+
+    def judged() -> bool:
+        problems.clear()
         for uid, title, expr in queries:
             status, result = run(expr)
             if status != "success":
                 problems[(uid, title, expr)] = status
             elif not result and (uid, title) not in NO_DATA_ALLOWED:
                 problems[(uid, title, expr)] = "no data"
-        parse_errors = [k for k, v in problems.items() if v != "no data"]
-        if not problems or parse_errors or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+        # A query that does not parse will not get better by waiting.
+        return not problems or any(v != "no data" for v in problems.values())
+
+    with contextlib.suppress(WaitTimeout):  # the assertion below lists what is still missing
+        wait_until(judged, timeout=45, every=3)
     report = "\n".join(
         f"  [{uid}] {title}: {why}\n      {expr}" for (uid, title, expr), why in problems.items()
     )

@@ -33,7 +33,13 @@ from .conftest import Lab
 pytestmark = pytest.mark.timeout(180)
 
 MONITORING = ("prometheus", "alertmanager")  # NativeStack process names
-SCRAPE_JOBS = ("ml-api", "rag-api", "prometheus", "alertmanager")  # prometheus/prometheus.yml job names
+SCRAPE_JOBS = (
+    "ml-api",
+    "rag-api",
+    "prometheus",
+    "alertmanager",
+    "receiver",
+)  # prometheus/prometheus.yml job names
 HUNG_SECONDS = 4.0  # SIGSTOP phase
 CRASHED_SECONDS = 4.0  # SIGKILL phase
 CLIENT_TIMEOUT = 5.0  # a call that waits on a hung Prometheus/Alertmanager times out
