@@ -438,13 +438,13 @@ def test_security_alerts_reach_their_own_channel_and_the_canary_mutes_the_inject
             "LLMPromptInjectionShareHigh", "other_llm", "warning", "injection", **security
         ),  # other service
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        state = {key: a["status"]["state"] for key, a in lab.alerts().items() if "PromptInjection" in key}
-        if len(state) == 2:
-            break
-        time.sleep(0.2)
-    assert state == {
+
+    def injection_states() -> dict[str, str]:
+        return {key: a["status"]["state"] for key, a in lab.alerts().items() if "PromptInjection" in key}
+
+    with contextlib.suppress(waiting.WaitTimeout):
+        waiting.wait_until(lambda: len(injection_states()) == 2, timeout=10, every=0.2)
+    assert injection_states() == {
         "LLMPromptInjectionShareHigh/rag_api": "suppressed",
         "LLMPromptInjectionShareHigh/other_llm": "active",
     }
