@@ -1,0 +1,41 @@
+"""Safety detectors: prompt injection, toxicity, PII; each `.score(text, embedding=None) -> DetectorResult`.
+
+| check | categories | default threshold |
+| --- | --- | --- |
+| prompt_injection | none, instruction_override, role_play, prompt_extraction, jailbreak, semantic | 0.5 |
+| toxicity | none, hate, threat, insult, profanity, sexual, semantic | 0.5 |
+| pii | none, email, phone, credit_card, us_ssn, iban, ip_address, us_driver_license, secret | 0.5 |
+
+`semantic` = flagged by the embedding head alone, no pattern matched. The embedding-based parts take a
+precomputed MiniLM vector (rag_api embeds the query for retrieval anyway); without one they embed the text
+themselves when built with an embedder, else they fall back to their pure-text signals.
+"""
+
+from __future__ import annotations
+
+from rag_api.safety.detectors.base import PII_TYPES, Detector, DetectorResult, PIIEntity
+from rag_api.safety.detectors.head import Embedder, EmbeddingHead
+from rag_api.safety.detectors.injection import InjectionDetector
+from rag_api.safety.detectors.pii import PIIDetector
+from rag_api.safety.detectors.toxicity import ToxicityDetector
+
+__all__ = [
+    "PII_TYPES",
+    "Detector",
+    "DetectorResult",
+    "EmbeddingHead",
+    "InjectionDetector",
+    "PIIDetector",
+    "PIIEntity",
+    "ToxicityDetector",
+    "build_detectors",
+]
+
+
+def build_detectors(embedder: Embedder | None = None) -> dict[str, Detector]:
+    """The three detectors by check name, with the shipped embedding heads (pure text if a head is absent)."""
+    return {
+        "prompt_injection": InjectionDetector(EmbeddingHead.load("prompt_injection"), embedder),
+        "toxicity": ToxicityDetector(EmbeddingHead.load("toxicity"), embedder),
+        "pii": PIIDetector(),
+    }
