@@ -164,19 +164,16 @@ def report_pii(rows: list[dict], records: list[dict]) -> None:
 
 
 def report_lab_traffic(detectors: dict, embedder: Any) -> None:
-    from rag_api.safety.__main__ import embed_by_length
+    """Questions go through the input checks, answers through the output ones (pii, toxicity), batch path."""
+    from rag_api.safety.__main__ import score_rows
 
     texts = lab_texts()
-    print("\n== lab's own healthy traffic (false flags)")
+    stages = {"questions": CHECKS, "answers": ("pii", "toxicity")}
+    print("\n== lab's own healthy traffic (false flags, batch scorer path)")
     for kind, items in texts.items():
-        vectors = embed_by_length(embedder, items) if embedder is not None else [None] * len(items)
-        flags = {c: 0 for c in CHECKS}
-        any_flag = 0
-        for text, vector in zip(items, vectors, strict=True):
-            hit = [c for c in CHECKS if detectors[c].score(text, vector).score >= detectors[c].threshold]
-            any_flag += bool(hit)
-            for check in hit:
-                flags[check] += 1
+        records = score_rows([{"id": i, "text": t} for i, t in enumerate(items)], detectors, embedder)
+        flags = {c: sum(r["flagged"][c] for r in records) for c in stages[kind]}
+        any_flag = sum(any(r["flagged"][c] for c in stages[kind]) for r in records)
         detail = ", ".join(f"{c} {n}" for c, n in flags.items())
         print(f"{kind:10} {len(items):5d} texts: {detail}; any flag {any_flag / max(len(items), 1):.1%}")
     from rag_api.safety.detectors import build_detectors

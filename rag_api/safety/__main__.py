@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag_api.safety.detectors import Detector, build_detectors
+from rag_api.safety.detectors.head import sentences
 
 CHECKS = ("prompt_injection", "toxicity", "pii")
 
@@ -42,8 +43,14 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def score_row(row_id: Any, text: str, detectors: dict[str, Detector], embedding: np.ndarray | None) -> dict:
-    results = {check: detectors[check].score(text, embedding) for check in CHECKS}
+def score_row(
+    row_id: Any,
+    text: str,
+    detectors: dict[str, Detector],
+    embedding: np.ndarray | None = None,
+    sentence_embeddings: np.ndarray | None = None,
+) -> dict:
+    results = {check: detectors[check].score(text, embedding, sentence_embeddings) for check in CHECKS}
     return {
         "id": row_id,
         **{check: round(results[check].score, 6) for check in CHECKS},
@@ -65,15 +72,19 @@ def embed_by_length(embedder: Any, texts: list[str], batch: int = 32) -> np.ndar
     return vectors
 
 
-def score_rows(
-    rows: list[dict[str, Any]], detectors: dict[str, Detector], embedder: Any = None
-) -> list[dict]:
+def score_rows(rows: list[dict[str, Any]], detectors: dict[str, Detector], embedder: Any = None) -> list[dict]:
+    """With an embedder: each text and each of its sentences embedded once, in one length-sorted pass."""
     texts = [row["text"] for row in rows]
-    embeddings = embed_by_length(embedder, texts) if embedder is not None and texts else None
-    return [
-        score_row(row["id"], row["text"], detectors, None if embeddings is None else embeddings[i])
-        for i, row in enumerate(rows)
-    ]
+    if embedder is None or not texts:
+        return [score_row(row["id"], row["text"], detectors) for row in rows]
+    parts = [sentences(text) for text in texts]
+    vectors = embed_by_length(embedder, texts + [s for p in parts for s in p])
+    records, cursor = [], len(texts)
+    for i, row in enumerate(rows):
+        sentence_vectors = vectors[cursor : cursor + len(parts[i])] if parts[i] else None
+        cursor += len(parts[i])
+        records.append(score_row(row["id"], row["text"], detectors, vectors[i], sentence_vectors))
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:

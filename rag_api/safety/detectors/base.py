@@ -34,7 +34,9 @@ class Detector(Protocol):
     threshold: float
     categories: tuple[str, ...]
 
-    def score(self, text: str, embedding: np.ndarray | None = None) -> DetectorResult: ...
+    def score(
+        self, text: str, embedding: np.ndarray | None = None, sentence_embeddings: np.ndarray | None = None
+    ) -> DetectorResult: ...
 
 
 def noisy_or(*probabilities: float) -> float:

@@ -268,7 +268,10 @@ class PIIDetector:
             ]  # fmt: skip
         return [e for e in _resolve_overlaps(candidates) if e.score >= self.threshold]
 
-    def score(self, text: str, embedding: np.ndarray | None = None) -> DetectorResult:
+    def score(
+        self, text: str, embedding: np.ndarray | None = None, sentence_embeddings: np.ndarray | None = None
+    ) -> DetectorResult:
+        """Pure text: the embedding arguments are accepted for a uniform interface and ignored."""
         entities = tuple(self.find(text))
         if not entities:
             return DetectorResult(0.0, "none")

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
-from rag_api.safety.detectors.base import DetectorResult, noisy_or
-from rag_api.safety.detectors.head import Embedder, EmbeddingHead
-from rag_api.safety.detectors.patterns import load_lexicon, match_patterns
+from rag_api.safety.detectors.head import LexiconHeadDetector
+from rag_api.safety.detectors.patterns import load_lexicon
 
 _LEET = str.maketrans(
     {"@": "a", "4": "a", "$": "s", "5": "s", "0": "o", "1": "i", "!": "i", "3": "e", "7": "t"}
@@ -34,25 +31,10 @@ def normalise(text: str) -> str:
     return joined
 
 
-class ToxicityDetector:
-    """threshold 0.5: any profanity, insult or slur in the lexicon, or the embedding head's p ≥ 0.5."""
-
+class ToxicityDetector(LexiconHeadDetector):
     name = "toxicity"
     categories = ("none", "hate", "threat", "insult", "profanity", "sexual", "semantic")
+    patterns = LEXICON
 
-    def __init__(
-        self, head: EmbeddingHead | None = None, embedder: Embedder | None = None, threshold: float = 0.5
-    ):
-        self.head = head
-        self.embedder = embedder
-        self.threshold = threshold
-
-    def score(self, text: str, embedding: np.ndarray | None = None) -> DetectorResult:
-        lexicon_score, category = match_patterns(normalise(text), LEXICON)
-        model_score = self.head.predict(text, embedding, self.embedder) if self.head else None
-        if model_score is None:
-            return DetectorResult(lexicon_score, category)
-        score = noisy_or(lexicon_score, model_score)
-        if category == "none" and score >= self.threshold:
-            category = "semantic"
-        return DetectorResult(score, category)
+    def normalise(self, text: str) -> str:
+        return normalise(text)
