@@ -72,7 +72,9 @@ def embed_by_length(embedder: Any, texts: list[str], batch: int = 32) -> np.ndar
     return vectors
 
 
-def score_rows(rows: list[dict[str, Any]], detectors: dict[str, Detector], embedder: Any = None) -> list[dict]:
+def score_rows(
+    rows: list[dict[str, Any]], detectors: dict[str, Detector], embedder: Any = None
+) -> list[dict]:
     """With an embedder: each text and each of its sentences embedded once, in one length-sorted pass."""
     texts = [row["text"] for row in rows]
     if embedder is None or not texts:

@@ -23,7 +23,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
 
 
 def sentences(text: str) -> list[str]:
-    """The text's sentences when it has more than one (an attack often follows an innocent opening), else []."""
+    """The text's sentences if it has more than one (an attack often follows an innocent opening), else []."""
     parts = [p.strip() for p in _SENTENCE_END.split(text) if len(p.strip()) > 3]
     return parts[:MAX_SENTENCES] if len(parts) > 1 else []
 
@@ -76,7 +76,9 @@ class EmbeddingHead:
             parts = sentences(text)
             sentence_embeddings = embedder.embed(parts) if parts else None
         dimensions = len(self.coef)
-        vectors = [np.asarray(v).reshape(-1, dimensions) for v in (embedding, sentence_embeddings) if v is not None]
+        vectors = [
+            np.asarray(v).reshape(-1, dimensions) for v in (embedding, sentence_embeddings) if v is not None
+        ]
         if not vectors:
             return None
         return float(self.probabilities(np.vstack(vectors)).max())

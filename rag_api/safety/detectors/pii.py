@@ -19,6 +19,7 @@ from rag_api.safety.detectors.base import PII_TYPES, DetectorResult, PIIEntity
 
 # Scores: a validated identifier is near-certain; a bare shape without context stays under the threshold.
 VALIDATED, LIKELY, WITH_CONTEXT, SHAPE_ONLY = 0.95, 0.85, 0.8, 0.35
+LABELLED = 0.97  # a value right after its own label ("driver's licence no."): beats any other reading of it
 CONTEXT_WINDOW = 48  # characters before a candidate searched for context words
 
 
@@ -26,11 +27,10 @@ def _context(words: str) -> re.Pattern[str]:
     return re.compile(rf"(?i)\b(?:{words})")
 
 
-PHONE_CONTEXT = _context(r"phone|call|tel\b|telephone|mobile|cell|fax|contact|reach|text\b|sms|whatsapp|dial"
-                         r"|number|nummer|telefon|handy|ruf")  # fmt: skip
-PHONE_WORDS = _context(
-    r"phone|call|tel\b|tel\.|telephone|mobile|cell|fax|whatsapp|dial|sms|telefon|handy|anrufen"
-)
+# Words people write next to a phone number (reach me at, not answering at, messages to my registered ...).
+PHONE_CONTEXT = _context(r"phone|call|tel\b|telephone|mobile|cell|fax|contact|reach|text\b|texts|sms|whatsapp"
+                         r"|dial|ring|voicemail|landline|hotline|answer|messag|registered|number|nummer|telefon"
+                         r"|handy|ruf|erreichbar")  # fmt: skip
 SSN_CONTEXT = _context(r"ssn|social security|social-security|soc\.? sec|taxpayer|tin\b")
 CARD_CONTEXT = _context(r"card|credit|debit|visa|mastercard|amex|kreditkarte|karte")
 LICENSE_CONTEXT = re.compile(
@@ -143,7 +143,7 @@ def _phones(text: str) -> Iterator[PIIEntity]:
         digits = _digits(m.group())
         if _fictional_nanp(digits[1:] if digits.startswith("1") else digits) or DATE_LIKE.match(m.group()):
             continue
-        if 7 <= count <= 13 and _has_context(text, m.start(), PHONE_WORDS):
+        if 7 <= count <= 13 and _has_context(text, m.start(), PHONE_CONTEXT, after=m.end() - m.start() + 24):
             yield PIIEntity("PHONE", m.start(), m.end(), WITH_CONTEXT)
 
 
@@ -208,9 +208,7 @@ def _driver_licenses(text: str) -> Iterator[PIIEntity]:
         window = text[window_start : window_start + CONTEXT_WINDOW].upper()
         m = LICENSE_TOKEN.search(window)
         if m and sum(ch.isdigit() for ch in m.group()) >= 4:
-            yield PIIEntity(
-                "US_DRIVER_LICENSE", window_start + m.start(), window_start + m.end(), WITH_CONTEXT
-            )
+            yield PIIEntity("US_DRIVER_LICENSE", window_start + m.start(), window_start + m.end(), LABELLED)
     for m in LICENSE_SHAPE.finditer(text):
         yield PIIEntity("US_DRIVER_LICENSE", m.start(), m.end(), SHAPE_ONLY)
 

@@ -64,7 +64,9 @@ def injection_corpus(rng: random.Random) -> list[Example]:
     examples: list[Example] = [(text, 0, f"benign{i}") for i, (_, text) in enumerate(benign)]
     for i, (language, template) in enumerate(_rows("injection_framings.txt")):
         for payload in rng.sample(payloads[language], PAYLOADS_PER_FRAMING):
-            text = template.replace("{payload}", payload).replace("{question}", rng.choice(by_language[language]))
+            text = template.replace("{payload}", payload).replace(
+                "{question}", rng.choice(by_language[language])
+            )
             examples.append((_sentence_case(text), 1, f"framing{i}"))
     examples += [(text, 1, f"attack{i}") for i, (_, text) in enumerate(_rows("injection_attacks.txt"))]
     return examples + background(rng)
@@ -98,9 +100,15 @@ def background(rng: random.Random) -> list[Example]:
     paragraphs = []
     for pattern in BACKGROUND_DOCS:
         for path in sorted(REPO_ROOT.glob(pattern)):
-            paragraphs += [p.strip()[:MAX_BACKGROUND_CHARS] for p in path.read_text(encoding="utf-8").split("\n\n")]
+            paragraphs += [
+                p.strip()[:MAX_BACKGROUND_CHARS] for p in path.read_text(encoding="utf-8").split("\n\n")
+            ]
     kept = sorted({p for p in paragraphs if len(p) >= 3})
-    kept = [p for p in kept if match_patterns(p, PATTERNS)[0] == 0 and match_patterns(normalise(p), LEXICON)[0] == 0]
+    kept = [
+        p
+        for p in kept
+        if match_patterns(p, PATTERNS)[0] == 0 and match_patterns(normalise(p), LEXICON)[0] == 0
+    ]
     return [(p, 0, f"doc{i}") for i, p in enumerate(rng.sample(kept, min(MAX_BACKGROUND, len(kept))))]
 
 
@@ -133,7 +141,11 @@ def fit_head(examples: list[Example], embedder, seed: int) -> EmbeddingHead:
         "examples": len(y),
         "positives": int(y.sum()),
         "C": best,
-        "prior_shift": {"corpus": round(corpus_prior, 4), "deployment": DEPLOYMENT_PRIOR, "logit": round(shift, 4)},
+        "prior_shift": {
+            "corpus": round(corpus_prior, 4),
+            "deployment": DEPLOYMENT_PRIOR,
+            "logit": round(shift, 4),
+        },
         "grouped_cv_auroc": {str(c): round(s, 4) for c, s in scores.items()},
         "corpus_sha256": _corpus_digest(),
         "seed": seed,
@@ -163,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         examples = CORPORA[check](random.Random(args.seed))
         head = fit_head(examples, embedder, args.seed)
         path = head.save(check)
-        print(f"{check}: {head.meta['examples']} examples ({head.meta['positives']} unsafe), C={head.meta['C']},"
-              f" grouped CV AUROC {head.meta['grouped_cv_auroc']} -> {path}")  # fmt: skip
+        meta = head.meta
+        print(f"{check}: {meta['examples']} examples ({meta['positives']} unsafe), C={meta['C']},"
+              f" grouped CV AUROC {meta['grouped_cv_auroc']} -> {path}")  # fmt: skip
     return 0
 
 
