@@ -225,7 +225,7 @@ def test_sentence_embeddings_let_one_sentence_decide() -> None:
 
 
 def test_shipped_heads_match_the_corpus() -> None:
-    """The committed heads were trained on the committed corpus: edit the corpus, retrain (see corpus/README)."""
+    """The committed heads were trained on the committed corpus: after an edit, retrain (corpus/README)."""
     from rag_api.safety.detectors import EmbeddingHead
     from rag_api.safety.detectors.train import _corpus_digest
 
@@ -239,8 +239,8 @@ def test_shipped_heads_match_the_corpus() -> None:
 
 
 def test_detectors_with_the_real_embedder() -> None:
-    """MiniLM + the shipped heads: an extraction attempt no pattern matches is caught by the head, a long benign
-    support question is not, and the embedding given by the caller is used instead of a new one."""
+    """MiniLM + the shipped heads: an extraction attempt no pattern matches is caught by the head, a long
+    benign support question is not, and the embedding given by the caller is used instead of a new one."""
     from rag_api.embeddings import get_embedder
 
     embedder = get_embedder()
