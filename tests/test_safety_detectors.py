@@ -254,3 +254,19 @@ def test_detectors_with_the_real_embedder() -> None:
     assert InjectionDetector().score(attack).score < injection.threshold  # the patterns alone miss it
     vector = embedder.embed([benign])[0]
     assert injection.score(benign, vector).score == pytest.approx(injection.score(benign).score, abs=1e-6)
+
+
+def test_thresholds_are_configurable(tmp_path: Path) -> None:
+    from rag_api.safety.__main__ import main
+
+    assert build_detectors(thresholds={"toxicity": 0.9})["toxicity"].threshold == 0.9
+    with pytest.raises(ValueError, match="toxic"):
+        build_detectors(thresholds={"toxic": 0.9})
+    _write_rows(tmp_path / "in.jsonl", [{"id": 1, "text": "shut up, you idiot"}])
+    out = tmp_path / "out.jsonl"
+    for threshold, expected in (("0.5", True), ("0.99", False)):
+        args = ["--input", str(tmp_path / "in.jsonl"), "--output", str(out), "--no-embeddings"]
+        assert main([*args, "--threshold", f"toxicity={threshold}"]) == 0
+        assert json.loads(out.read_text())["flagged"]["toxicity"] is expected
+    with pytest.raises(SystemExit):
+        main(["--input", str(tmp_path / "in.jsonl"), "--output", str(out), "--threshold", "toxicity=high"])

@@ -1,6 +1,6 @@
 """Batch scorer: one JSON line in ({id, text}, other fields ignored), one JSON line out per row.
 
-    python -m rag_api.safety --input IN.jsonl --output OUT.jsonl [--no-embeddings] [--batch-size 64]
+    python -m rag_api.safety --input IN.jsonl --output OUT.jsonl [--no-embeddings] [--threshold CHECK=0.5]
 
 Output rows: {id, prompt_injection, toxicity, pii} (scores in [0, 1]), pii_entities (types found, in text
 order) and flagged ({check: score >= the detector's threshold}). Offline: the MiniLM model ships in a package.
@@ -95,7 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--no-embeddings", action="store_true", help="pure-text signals only (no MiniLM)")
     parser.add_argument("--batch-size", type=int, default=256, help="rows embedded and written per step")
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="CHECK=VALUE",
+        help="flag threshold for one check (default 0.5 each), e.g. --threshold toxicity=0.7",
+    )
     args = parser.parse_args(argv)
+    thresholds = {}
+    for item in args.threshold:
+        check, _, value = item.partition("=")
+        try:
+            thresholds[check] = float(value)
+        except ValueError:
+            parser.error(f"--threshold {item}: expected CHECK=NUMBER")
+        if check not in CHECKS or not 0.0 <= thresholds[check] <= 1.0:
+            parser.error(f"--threshold {item}: CHECK is one of {', '.join(CHECKS)}, VALUE in [0, 1]")
     if not args.input.exists():
         parser.error(f"--input {args.input}: no such file")
 
@@ -104,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from rag_api.embeddings import get_embedder
 
         embedder = get_embedder()
-    detectors = build_detectors(embedder)
+    detectors = build_detectors(embedder, thresholds)
     written = 0
     try:
         with args.output.open("w", encoding="utf-8") as out:

@@ -13,6 +13,8 @@ themselves when built with an embedder, else they fall back to their pure-text s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rag_api.safety.detectors.base import PII_TYPES, Detector, DetectorResult, PIIEntity
 from rag_api.safety.detectors.head import Embedder, EmbeddingHead
 from rag_api.safety.detectors.injection import InjectionDetector
@@ -20,6 +22,7 @@ from rag_api.safety.detectors.pii import PIIDetector
 from rag_api.safety.detectors.toxicity import ToxicityDetector
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "PII_TYPES",
     "Detector",
     "DetectorResult",
@@ -32,10 +35,25 @@ __all__ = [
 ]
 
 
-def build_detectors(embedder: Embedder | None = None) -> dict[str, Detector]:
-    """The three detectors by check name, with the shipped embedding heads (pure text if a head is absent)."""
+DEFAULT_THRESHOLD = 0.5  # every check: scores are calibrated so that 0.5 means "more likely unsafe than not"
+
+
+def build_detectors(
+    embedder: Embedder | None = None, thresholds: Mapping[str, float] | None = None
+) -> dict[str, Detector]:
+    """The three detectors by check name, with the shipped embedding heads (pure text if a head is absent).
+
+    thresholds: per-check overrides of DEFAULT_THRESHOLD (the chain passes its settings here).
+    """
+    chosen = {name: DEFAULT_THRESHOLD for name in ("prompt_injection", "toxicity", "pii")}
+    unknown = set(thresholds or {}) - set(chosen)
+    if unknown:
+        raise ValueError(f"unknown check in thresholds: {', '.join(sorted(unknown))}")
+    chosen.update(thresholds or {})
     return {
-        "prompt_injection": InjectionDetector(EmbeddingHead.load("prompt_injection"), embedder),
-        "toxicity": ToxicityDetector(EmbeddingHead.load("toxicity"), embedder),
-        "pii": PIIDetector(),
+        "prompt_injection": InjectionDetector(
+            EmbeddingHead.load("prompt_injection"), embedder, chosen["prompt_injection"]
+        ),
+        "toxicity": ToxicityDetector(EmbeddingHead.load("toxicity"), embedder, chosen["toxicity"]),
+        "pii": PIIDetector(chosen["pii"]),
     }
