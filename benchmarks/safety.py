@@ -1,6 +1,6 @@
 """How well do the safety detectors separate human-labelled unsafe text, and what do they cost?
 
-    python -m benchmarks.safety [--data ../shared/data/safety/safety_dev.jsonl] [--limit N] [--no-embeddings]
+    python -m benchmarks.safety [--data ../shared/data/safety/safety_dev.jsonl] [--task T] [--limit N]
 
 Scores every row through the batch scorer's own code path (`rag_api.safety.__main__.score_rows`) and
 prints, per task (never pooled): AUROC, precision and recall at the shipped thresholds, the best recall at
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--limit", type=int, default=None, help="score at most N rows per task")
     parser.add_argument("--no-embeddings", action="store_true", help="pure-text detectors only")
+    parser.add_argument("--task", choices=CHECKS, action="append", help="only these tasks (default: all)")
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"benchmark data not found: {args.data}\n(expected the read-only shared/data/safety/ beside "
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     detectors = build_detectors(embedder)
     text_only = build_detectors(None)
     for task, rows in load_rows(args.data, args.limit).items():
+        if args.task and task not in args.task:
+            continue
         started = time.perf_counter()
         records = score_rows(rows, detectors, embedder)
         seconds = time.perf_counter() - started
