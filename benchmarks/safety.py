@@ -124,6 +124,7 @@ def load_rows(path: Path, limit: int | None) -> dict[str, list[dict[str, Any]]]:
 
 
 def report_task(task: str, rows: list[dict], records: list[dict], seconds: float, pure: list[dict]) -> None:
+    """`pure` is `records` itself when no embedder was used."""
     labels = [int(r["label"]) for r in rows]
     scores = [rec[task] for rec in records]
     p, r = precision_recall(labels, [rec["flagged"][task] for rec in records])
@@ -142,9 +143,8 @@ def report_task(task: str, rows: list[dict], records: list[dict], seconds: float
         print(f"{'baseline: keyword list':34} {auroc(labels, base):6.3f} {bp:6.3f} {br:6.3f}")
     if task == "pii":
         report_pii(rows, records)
-    print(
-        f"cost: {seconds / max(len(rows), 1) * 1000:.2f} ms per text (batch scorer path, embeddings included)"
-    )
+    how = "MiniLM embeddings of text and sentences included" if pure is not records else "text only"
+    print(f"cost: {seconds / max(len(rows), 1) * 1000:.2f} ms per text, all three checks ({how})")
 
 
 def report_pii(rows: list[dict], records: list[dict]) -> None:

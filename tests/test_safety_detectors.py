@@ -30,8 +30,8 @@ PII_CASES = [
     ("IP_ADDRESS", "The login came from 81.2.69.142 at noon."),
     ("IP_ADDRESS", "Blocked host 2a00:1450:4001:81c::200e."),
     ("US_DRIVER_LICENSE", "My driver's license number is D1234567."),
-    ("SECRET", "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"),
-    ("SECRET", "api_key = 'x7Gk2pQ9vLr4Tz8WmN3b'"),
+    ("SECRET", "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"),  # pragma: allowlist secret
+    ("SECRET", "api_key = 'x7Gk2pQ9vLr4Tz8WmN3b'"),  # pragma: allowlist secret
 ]
 
 # Look-alikes that validators must reject: each differs from a PII_CASES value by the checked property.
@@ -232,7 +232,7 @@ def test_shipped_heads_match_the_corpus() -> None:
     for check in ("prompt_injection", "toxicity"):
         head = EmbeddingHead.load(check)
         assert head is not None and head.coef.shape == (384,)
-        assert head.meta["corpus_sha256"] == _corpus_digest(), (
+        assert head.meta["corpus_digest"] == _corpus_digest(), (
             "retrain: python -m rag_api.safety.detectors.train"
         )
         assert head.meta["grouped_cv_auroc"][str(head.meta["C"])] > 0.9

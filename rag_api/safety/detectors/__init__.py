@@ -9,6 +9,15 @@
 `semantic` = flagged by the embedding head alone, no pattern matched. The embedding-based parts take a
 precomputed MiniLM vector (rag_api embeds the query for retrieval anyway); without one they embed the text
 themselves when built with an embedder, else they fall back to their pure-text signals.
+
+In the chain (cost: well under 1 ms of CPU per /chat, see docs/benchmarks.md "Safety detectors"):
+
+    detectors = build_detectors()  # no embedder: nothing is embedded behind the caller's back
+    verdict = detectors["prompt_injection"].score(query, query_vector)  # the vector retrieval computed
+    found = detectors["pii"].score(answer)
+    safe_answer = detectors["pii"].redact(answer, found.entities)  # "[REDACTED_EMAIL]" ...
+
+The batch scorer (`python -m rag_api.safety`) builds them with MiniLM and also scores each sentence.
 """
 
 from __future__ import annotations

@@ -30,9 +30,13 @@ class DetectorResult:
 
 
 class Detector(Protocol):
-    name: str
     threshold: float
-    categories: tuple[str, ...]
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def categories(self) -> tuple[str, ...]: ...
 
     def score(
         self, text: str, embedding: np.ndarray | None = None, sentence_embeddings: np.ndarray | None = None

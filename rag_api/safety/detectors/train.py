@@ -147,17 +147,18 @@ def fit_head(examples: list[Example], embedder, seed: int) -> EmbeddingHead:
             "logit": round(shift, 4),
         },
         "grouped_cv_auroc": {str(c): round(s, 4) for c, s in scores.items()},
-        "corpus_sha256": _corpus_digest(),
+        "corpus_digest": _corpus_digest(),
         "seed": seed,
     }
     return EmbeddingHead(model.coef_[0], float(model.intercept_[0]) + shift, meta)
 
 
-def _corpus_digest() -> str:
+def _corpus_digest() -> int:
+    """First 48 bits of the corpus files' SHA-256 as a number (scanners read a hex string as a secret)."""
     digest = hashlib.sha256()
     for path in sorted(CORPUS_DIR.glob("*.txt")):
         digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return int(digest.hexdigest()[:12], 16)
 
 
 CORPORA = {"prompt_injection": injection_corpus, "toxicity": toxicity_corpus}
