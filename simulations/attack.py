@@ -167,7 +167,7 @@ class AttackScenario(Scenario):
             window = f"{max(60, round(time.time() - self._started) + 15)}s"  # the whole attack
 
             def count(check: str, outcome: str, stage: str = "output") -> float:
-                return lab.query(_count(check, outcome, window, stage)) or 0.0
+                return lab.query_max(_count(check, outcome, window, stage)) or 0.0
 
             lines.append(
                 f"attack, in Prometheus: PII answers leaked {count('pii', 'flagged'):.0f}, redacted "

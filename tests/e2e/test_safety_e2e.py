@@ -26,7 +26,7 @@ def test_pii_leak_reaches_the_security_channel_and_mailbox(lab: Lab) -> None:
     questions = in_domain_questions()
     counter = itertools.count()
     since = time.time()
-    lab.inject(lab.rag_url, "pii_leak", duration=90, rate=1.0)
+    lab.inject("rag_api", "pii_leak", 90, rate=1.0)
 
     def chat(client: httpx.Client) -> None:
         question = questions[next(counter) % len(questions)]
@@ -41,5 +41,5 @@ def test_pii_leak_reaches_the_security_channel_and_mailbox(lab: Lab) -> None:
     assert {n.get("slack_channel") for n in slack} == {"#lab-security"}, slack
     email = lab.notified(PII_ALERT, "email", since)
     assert all("security@observability-lab.local" in n.get("to", []) for n in email), email
-    leaked = lab.query('sum(llm_safety_checks_total{check="pii",stage="output",outcome="flagged"})')
-    assert leaked, "no flagged answer counted in Prometheus"
+    leaked = lab.query_max('sum(llm_safety_checks_total{check="pii",stage="output",outcome="flagged"})')
+    assert leaked and leaked > 0, "no flagged answer counted in Prometheus"
