@@ -124,6 +124,10 @@ DRIFT_WINDOW_SUFFICIENT = Gauge(
 DRIFT_EVALUATIONS = Counter("ml_drift_evaluations", "Background drift computations by result.", ["result"])
 for _result in ("ok", "insufficient_data", "error"):
     DRIFT_EVALUATIONS.labels(_result)
+_DRIFT_REPORTS = Counter(
+    "ml_drift_reports", "GET /drift/report answers: built, cached, insufficient_data or error.", ["outcome"]
+)
+DRIFT_REPORTS = {o: _DRIFT_REPORTS.labels(o) for o in ("built", "cached", "insufficient_data", "error")}
 DRIFT_EVALUATION_DURATION = Histogram(
     "ml_drift_evaluation_duration_seconds", "Cost of one drift computation.", buckets=LATENCY_BUCKETS
 )

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ml_api import metrics
 from ml_api.data import FEATURES
-from ml_api.drift import DriftDetector, DriftResult, DriftWindow, html_report
+from ml_api.drift import DriftDetector, DriftResult, DriftWindow
 
 log = logging.getLogger("ml_api.drift")
 INSUFFICIENT = "insufficient data"
@@ -138,13 +138,6 @@ class DriftMonitor:
                 "detected": result.prediction_drift_detected,
             }
         return status
-
-    def report_html(self) -> str | None:
-        """Evidently's HTML report of the current window, or None when the window is too small."""
-        frame, _ = self.window.snapshot()
-        if len(frame) < self.min_window:
-            return None
-        return html_report(self.reference, frame)
 
 
 def _now_iso() -> str:
