@@ -1,0 +1,46 @@
+"""GET /drift/report (issue 11 #14): one report per window state, built in a child process, one at a time."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.support.ml import ml_client, sample_value, scrape, tickets
+
+
+def reports(client: TestClient) -> dict[str, float]:
+    families = scrape(client)
+    outcomes = ("built", "cached", "insufficient_data", "error")
+    return {o: sample_value(families, "ml_drift_reports_total", outcome=o) or 0.0 for o in outcomes}
+
+
+def test_report_is_built_once_per_window_state_off_the_serving_process(ml_model_dir: Path) -> None:
+    before_children = {p.pid for p in multiprocessing.active_children()}
+    with ml_client(ml_model_dir, drift_min_window=100) as client:
+        client.post("/predict/batch", json={"tickets": tickets(60, 41)})
+        start = reports(client)
+        assert client.get("/drift/report").status_code == 409
+        client.post("/predict/batch", json={"tickets": tickets(200, 42)})
+
+        with ThreadPoolExecutor(4) as pool:  # four callers at once, as in the issue's reproduction
+            answers = list(pool.map(lambda _: client.get("/drift/report"), range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        assert len({a.text for a in answers}) == 1 and "business_impact" in answers[0].text
+        assert client.get("/drift/report").text == answers[0].text  # still the same window: cached
+        counted = reports(client)
+        assert counted["built"] - start["built"] == 1
+        assert counted["cached"] - start["cached"] == 4
+        assert counted["insufficient_data"] - start["insufficient_data"] == 1
+
+        # built in a child process, not in a thread of the process that serves /predict
+        children = {p.pid for p in multiprocessing.active_children()} - before_children
+        assert len(children) == 1
+
+        client.post("/predict", json=tickets(1, 43)[0])  # a new window state: a new report
+        assert client.get("/drift/report").status_code == 200
+        assert reports(client)["built"] - start["built"] == 2
+    # shutdown stops the report process with the service
+    assert {p.pid for p in multiprocessing.active_children()} - before_children == set()
