@@ -163,7 +163,10 @@ for _g in (DRIFTED_FEATURES_RATIO, DATASET_DRIFT_DETECTED, PREDICTION_DRIFT_SCOR
 # --- updates (kept here so the app and the drift loop never touch metric objects directly) --------------
 # Five observations per ticket: deferred to the scrape (and a background flush), one append on the hot path.
 _feature_values = itemgetter(*FEATURES)
-_deferred_inputs = DeferredHistograms([*(FEATURE_HISTOGRAMS[f] for f in FEATURES), CONFIDENCE])
+_deferred_inputs = DeferredHistograms(
+    [*(FEATURE_HISTOGRAMS[f] for f in FEATURES), CONFIDENCE],
+    dropped=HTTP.dropped_observations.labels("prediction_inputs"),
+)
 
 
 def observe_prediction(ticket: Mapping[str, float], severity: str, confidence: float) -> None:

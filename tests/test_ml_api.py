@@ -42,6 +42,8 @@ CONTRACT_METRICS = {
     "ml_model_accuracy_ratio": "gauge",
     "ml_model_macro_f1_ratio": "gauge",
     "ml_invalid_requests": "counter",
+    "ml_deferred_observations_dropped": "counter",
+    "ml_drift_reports": "counter",
     "triage_requests": "counter",
     "triage_degraded": "counter",
     "triage_request_duration_seconds": "histogram",
@@ -250,6 +252,8 @@ def test_metrics_expose_the_contract(ml_model_dir: Path) -> None:
         "ml_drift_evaluations": {"result"},
         "ml_model_info": {"version", "trained_at"},
         "ml_invalid_requests": {"reason"},
+        "ml_deferred_observations_dropped": {"queue"},
+        "ml_drift_reports": {"outcome"},
         "triage_requests": {"outcome"},
         "triage_degraded": {"reason"},
     }
@@ -259,6 +263,11 @@ def test_metrics_expose_the_contract(ml_model_dir: Path) -> None:
         assert all(set(s.labels) == expected for s in samples), name
     assert {s.labels["severity"] for s in families["ml_predictions"].samples} == set(SEVERITIES)
     assert {s.labels["feature"] for s in families["ml_feature_drift_score"].samples} == set(FEATURES)
+    dropped = families["ml_deferred_observations_dropped"].samples
+    assert {s.labels["queue"]: s.value for s in dropped if s.name.endswith("_total")} == {
+        "http_request_duration": 0.0,
+        "prediction_inputs": 0.0,
+    }
     # route templates, never raw paths
     assert {s.labels["endpoint"] for s in families["ml_http_requests"].samples} >= {
         "/predict",
