@@ -186,7 +186,7 @@ def _limited_receive(receive: Receive, limit: int) -> Receive:
     return limited_receive
 
 
-def _too_large(limit: int) -> JSONResponse:
+def _too_large(limit: int | None) -> JSONResponse:
     return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
 
 

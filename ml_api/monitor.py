@@ -126,7 +126,7 @@ class DriftMonitor:
             "last_duration_seconds": last.duration_seconds,
             "last_error": last.error,
         }
-        if judged:
+        if result is not None and judged:
             status["features"] = {
                 name: {"score": fd.score, "detected": fd.detected, "method": fd.method, "p_value": fd.p_value}
                 for name, fd in result.features.items()

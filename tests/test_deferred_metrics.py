@@ -51,10 +51,12 @@ def test_deferred_histograms_equal_observe_one_by_one() -> None:
 
 
 def test_observations_past_the_pending_bound_are_flushed_not_dropped() -> None:
-    """Issue 11 #10: more observations between two flushes than the queue holds (4 clients posting 1,000-ticket
-    batches overflowed it between the 5 s flushes and lost 37 %): the observing call flushes them itself."""
+    """Issue 11 #10: more observations between two flushes than the queue holds (4 clients posting
+    1,000-ticket batches overflowed it between the 5 s flushes, losing 37 %): the observer flushes them."""
     registry = CollectorRegistry()
-    single = DeferredHistogram(Histogram("x_single", "s", buckets=(0.75,), registry=registry), max_pending=100)
+    single = DeferredHistogram(
+        Histogram("x_single", "s", buckets=(0.75,), registry=registry), max_pending=100
+    )
     both = [Histogram(f"x_{n}", n, buckets=(1.0,), registry=registry) for n in ("a", "b")]
     group = DeferredHistograms(both, max_pending=100)
     for i in range(1_000):
