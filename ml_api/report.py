@@ -21,21 +21,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ml_api import metrics
-from ml_api.drift import DriftWindow, html_report
-
-_reference: pd.DataFrame | None = None  # the reporting child's copy, set once by its initializer
-
-
-def _set_reference(reference: pd.DataFrame) -> None:
-    global _reference
-    _reference = reference
-
-
-def _render(window: pd.DataFrame) -> str:
-    if _reference is None:
-        raise RuntimeError("the report process has no reference")
-    return html_report(_reference, window)
+from ml_api import metrics, report_worker
+from ml_api.drift import DriftWindow
 
 
 @dataclass(frozen=True)
@@ -64,7 +51,7 @@ class DriftReporter:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_set_reference,
+                initializer=report_worker.set_reference,
                 initargs=(self.reference,),
             )
         return self._pool
@@ -90,7 +77,7 @@ class DriftReporter:
     async def _build(self, frame: pd.DataFrame) -> str:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor(), _render, frame)
+            return await loop.run_in_executor(self._executor(), report_worker.render, frame)
         except BrokenProcessPool:  # the child died (OOM, kill): the next report starts a fresh one
             self._pool = None
             metrics.DRIFT_REPORTS["error"].inc()

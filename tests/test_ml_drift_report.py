@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from tests.support.ml import ml_client, sample_value, scrape, tickets
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def reports(client: TestClient) -> dict[str, float]:
@@ -44,3 +48,10 @@ def test_report_is_built_once_per_window_state_off_the_serving_process(ml_model_
         assert reports(client)["built"] - start["built"] == 2
     # shutdown stops the report process with the service
     assert {p.pid for p in multiprocessing.active_children()} - before_children == set()
+
+
+def test_the_report_process_creates_no_metric() -> None:
+    """Its module imports no ml_api.metrics: in multiprocess mode, a metric created in the child would write
+    its own files, and its start-up NaN drift gauges would hide the workers' values."""
+    code = "import sys, ml_api.report_worker; assert 'ml_api.metrics' not in sys.modules, 'metrics imported'"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
