@@ -191,7 +191,8 @@ def _too_large(limit: int | None) -> JSONResponse:
 
 
 # Pending observations that make the observing call flush them itself: between the periodic flushes, a busy
-# process (4 clients x 1,000-ticket batches: ~60,000 tickets/s) would otherwise overflow any fixed queue.
+# process (4 clients posting 1,000-ticket batches: over 150,000 tickets/s measured) would overflow any fixed
+# queue.
 FLUSH_AT = 20_000
 # The hard bound: reached only when flushes fail or cannot keep up; each observation past it is counted.
 MAX_PENDING = 200_000
