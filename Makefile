@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools browser lab status stop demo test typecheck generate lint fmt clean
+.PHONY: help setup tools browser lab status stop demo test typecheck generate bench lint fmt clean
 
 help:
 	@echo "make lab        run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test       type-check, then run the test suite (CI runs exactly this)"
 	@echo "make typecheck  mypy on lab_common, ml_api, rag_api"
 	@echo "make generate   render alert rules, docs tables (and dashboards) from the monitoring contract"
+	@echo "make bench      HTTP benchmark: ml_api /predict against a bare endpoint, rag_api /chat (installs wrk)"
 	@echo "make lint       ruff check and format check;  make fmt  apply them"
 	@echo "make setup      create .venv and install the project (other targets do it first)"
 	@echo "make tools      install Prometheus, Alertmanager and promtool/amtool"
@@ -60,6 +61,11 @@ typecheck: setup
 
 generate: setup
 	$(BIN)/python -m monitoring.generate
+
+bench: setup
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
+		|| { echo "wrk is needed: apt-get install wrk (Debian/Ubuntu), brew install wrk (macOS)" >&2; exit 1; }
+	$(BIN)/python -m benchmarks.http
 
 lint: setup
 	$(BIN)/ruff check .
