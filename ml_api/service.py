@@ -112,21 +112,24 @@ class MLService:
             raise NotReady
         return model, monitor
 
-    def _accept(self, ticket: Mapping[str, float]) -> tuple[LoadedModel, str, dict[str, float]]:
+    @staticmethod
+    def _accept(
+        model: LoadedModel, monitor: DriftMonitor, ticket: Mapping[str, float]
+    ) -> tuple[str, dict[str, float]]:
         """Predict one validated ticket, record its metrics and add it to the drift window."""
-        model, monitor = self._serving()
         severity, probs = model.predict_one(ticket)
         metrics.observe_prediction(ticket, severity, probs[severity])
         monitor.add(ticket, severity)
-        return model, severity, probs
+        return severity, probs
 
     async def predict(self, ticket: Ticket) -> dict[str, Any]:
-        self._serving()
+        model, monitor = self._serving()
         if self.faults.get("latency") is not None:  # skips a coroutine when no fault is set (hot path)
             await self.faults.maybe_delay()
+            model, monitor = self._serving()  # the service may have stopped meanwhile
         if self.faults.fires("errors"):
             raise InjectedError
-        model, severity, probs = self._accept(ticket.__dict__)
+        severity, probs = self._accept(model, monitor, ticket.__dict__)
         body = prediction_body(severity, probs)
         body["model_version"] = model.version
         return body
@@ -151,7 +154,8 @@ class MLService:
             raise NotReady
         self._serving()
         await self.faults.maybe_delay()
-        model, severity, probs = self._accept({f: getattr(request, f) for f in FEATURES})
+        model, monitor = self._serving()
+        severity, probs = self._accept(model, monitor, {f: getattr(request, f) for f in FEATURES})
         advice = await triage_advice(
             self.http,
             self.settings.rag_url,
