@@ -93,7 +93,8 @@ ALERTS = [
         ),
         expr=(
             "sum by (service, queue) (\n"
-            '  increase({__name__=~"(ml|rag)_deferred_observations_dropped_total"}[1m])\n'
+            "  increase(ml_deferred_observations_dropped_total[1m])\n"
+            "  or increase(rag_deferred_observations_dropped_total[1m])\n"
             ") > {threshold}"
         ),
         params={"threshold": P(0)},
@@ -105,6 +106,7 @@ ALERTS = [
             "under-count, and the alerts built on them may stay silent."
         ),
         dashboard="pipeline-health",
+        panel="Dropped histogram observations",
         signal="deferred histogram observations dropped, per `service` and `queue`, last minute",
         trigger="none in normal operation (the queues flush on size); covered by the promtool unit test",
     ),
