@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,8 +52,8 @@ class DriftReporter:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=report_worker.set_reference,
-                initargs=(self.reference,),
+                initializer=report_worker.start,
+                initargs=(self.reference, os.getpid()),
             )
         return self._pool
 

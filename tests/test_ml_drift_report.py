@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 
+from lab_common.net import free_port
 from tests.support.ml import ml_client, sample_value, scrape, tickets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +60,48 @@ def test_the_report_process_creates_no_metric() -> None:
     its own files, and its start-up NaN drift gauges would hide the workers' values."""
     code = "import sys, ml_api.report_worker; assert 'ml_api.metrics' not in sys.modules, 'metrics imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists()}
+
+
+def test_the_report_process_exits_when_the_service_is_killed(ml_model_dir: Path) -> None:
+    """A SIGKILLed service never shuts its pool down: the report process must notice and exit by itself."""
+    port = free_port()
+    env = {**os.environ, "ML_PORT": str(port), "ML_MODEL_DIR": str(ml_model_dir), "ML_AUTO_TRAIN": "false"}
+    service = subprocess.Popen([sys.executable, "-m", "ml_api"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while not _ready(base):
+            assert service.poll() is None and time.monotonic() < deadline, "ml_api did not start"
+            time.sleep(0.3)
+        httpx.post(f"{base}/predict/batch", json={"tickets": tickets(200, 44)}, timeout=30)
+        assert httpx.get(f"{base}/drift/report", timeout=120).status_code == 200
+        children = _children(service.pid)
+        assert children, "the report was built without a child process"
+        service.send_signal(signal.SIGKILL)
+        service.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _alive(children) == set(), "report process outlived the service"
+    finally:
+        service.kill()
+        service.wait(10)
+        for pid in _alive(children):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
