@@ -4,16 +4,24 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools browser lab status stop demo test generate lint fmt clean
+.PHONY: help setup tools browser lab status stop demo test typecheck generate bench lint fmt clean
 
 help:
-	@echo "make lab     run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
-	@echo "make status  what is up and where to look"
-	@echo "make demo    bring the lab up, run every fault simulation, print the report, stop the lab it started"
-	@echo "             (ARGS=\"--keep --timeout 240\": options for labctl demo and simulations all)"
-	@echo "make test    run the test suite (CI runs exactly this)"
-	@echo "make generate  render alert rules, docs tables (and dashboards) from the monitoring contract"
-	@echo "make lint / fmt / clean"
+	@echo "make lab        run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
+	@echo "make status     what is up and where to look"
+	@echo "make stop       stop the lab's processes (labctl down)"
+	@echo "make demo       bring the lab up, run every fault simulation, print the report, stop the lab it started"
+	@echo "                (ARGS=\"--keep --timeout 240\": options for labctl demo and simulations all)"
+	@echo "make test       type-check, then run the test suite (CI runs exactly this)"
+	@echo "make typecheck  mypy on lab_common, ml_api, rag_api"
+	@echo "make generate   render alert rules, docs tables (and dashboards) from the monitoring contract"
+	@echo "make bench      HTTP benchmark: ml_api /predict against a bare endpoint, rag_api /chat (installs wrk)"
+	@echo "make lint       ruff check and format check;  make fmt  apply them"
+	@echo "make setup      create .venv and install the project (other targets do it first)"
+	@echo "make tools      install Prometheus, Alertmanager and promtool/amtool"
+	@echo "make browser    install headless Chromium for the tests that load the receiver's inbox page"
+	@echo "make clean      remove var/ and caches"
+	@echo "make help       this list"
 
 setup: $(STAMP)
 
@@ -45,11 +53,19 @@ ARGS ?=
 demo: setup tools
 	$(BIN)/python -m labctl demo $(ARGS)
 
-test: setup tools browser
+test: setup tools browser typecheck
 	$(BIN)/pytest
+
+typecheck: setup
+	$(BIN)/mypy
 
 generate: setup
 	$(BIN)/python -m monitoring.generate
+
+bench: setup
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
+		|| { echo "wrk is needed: apt-get install wrk (Debian/Ubuntu), brew install wrk (macOS)" >&2; exit 1; }
+	$(BIN)/python -m benchmarks.http
 
 lint: setup
 	$(BIN)/ruff check .
@@ -60,5 +76,5 @@ fmt: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -6,6 +6,7 @@ declared in that service's metrics.py, while the middleware logic lives here onl
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -28,34 +29,47 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # 0.1 .. 1.0
 # Requests no route serves (404: unknown path; 405: a method the route does not take) share one label pair,
 # so a scan of paths x methods adds one histogram, not one per (route, method) it tries.
 UNMATCHED = "other"
 UNMATCHED_METHOD = "OTHER"
+HTTP_DURATION_QUEUE = "http_request_duration"  # `queue` label of the request latency's deferred observations
 
 
 @dataclass(frozen=True)
 class RequestMetrics:
     requests: Counter
     duration: Histogram
+    # Deferred observations that could not be kept (see DeferredHistogram), by queue: never silent.
+    dropped_observations: Counter
 
 
 def request_metrics(prefix: str) -> RequestMetrics:
-    """`<prefix>_http_requests_total{endpoint,method,status}` and its latency histogram."""
+    """`<prefix>_http_requests_total{endpoint,method,status}`, its latency histogram and
+    `<prefix>_deferred_observations_dropped_total{queue}` (queue `http_request_duration` is this one's)."""
+    duration = Histogram(
+        f"{prefix}_http_request_duration_seconds",
+        "HTTP request latency by route template.",
+        ["endpoint", "method"],
+        buckets=LATENCY_BUCKETS,
+    )
+    dropped = Counter(
+        f"{prefix}_deferred_observations_dropped",
+        "Histogram observations lost before reaching the histogram (pending queue full or a failed flush).",
+        ["queue"],
+    )
+    dropped.labels(HTTP_DURATION_QUEUE)  # present at 0 from the start, so that increase() sees the first drop
     return RequestMetrics(
         requests=Counter(
             f"{prefix}_http_requests",
             "HTTP requests by route template, method and status code.",
             ["endpoint", "method", "status"],
         ),
-        duration=Histogram(
-            f"{prefix}_http_request_duration_seconds",
-            "HTTP request latency by route template.",
-            ["endpoint", "method"],
-            buckets=LATENCY_BUCKETS,
-        ),
+        duration=duration,
+        dropped_observations=dropped,
     )
 
 
@@ -154,7 +168,10 @@ class RequestMetricsMiddleware:
             children = (
                 self.metrics.requests.labels(endpoint, method, str(status)),
                 # Latency observations are folded in at scrape time, like the services' own.
-                DeferredHistogram(self.metrics.duration.labels(endpoint, method)),
+                DeferredHistogram(
+                    self.metrics.duration.labels(endpoint, method),
+                    dropped=self.metrics.dropped_observations.labels(HTTP_DURATION_QUEUE),
+                ),
             )
             self._children[key] = children
         children[0].inc()
@@ -176,63 +193,121 @@ def _limited_receive(receive: Receive, limit: int) -> Receive:
     return limited_receive
 
 
-def _too_large(limit: int) -> JSONResponse:
+def _too_large(limit: int | None) -> JSONResponse:
     return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
 
 
-class DeferredHistogram:
-    """A histogram whose observations cost one deque append on the hot path and are folded into the real
-    prometheus Histogram in bulk (numpy) by `flush()`, which every /metrics scrape runs first.
+# Pending observations that make the observing call flush them itself: between the periodic flushes, a busy
+# process (4 clients posting 1,000-ticket batches: over 150,000 tickets/s measured) would overflow any fixed
+# queue.
+FLUSH_AT = 20_000
+# The hard bound: reached only when flushes fail or cannot keep up; each observation past it is counted.
+MAX_PENDING = 200_000
+
+
+class _Deferred:
+    """Observations queued on the hot path (one deque append) and folded into prometheus histograms in bulk
+    (numpy) by `flush()`: at every /metrics scrape, every few seconds in the background, and by the
+    observing call itself once `flush_at` are pending. Observations that cannot be kept (the queue at
+    `max_pending`, or a flush that raised) are counted in `dropped`, never lost silently."""
+
+    def __init__(self, dropped: Counter | None, flush_at: int, max_pending: int) -> None:
+        if flush_at < 1 or max_pending < 1:
+            raise ValueError("flush_at and max_pending must be >= 1")
+        self.dropped = dropped
+        self.flush_at = min(flush_at, max_pending)
+        self.max_pending = max_pending
+        self.dropped_count = 0  # also kept here: `dropped` may be absent (tests, tools)
+        self._pending: deque[Any] = deque()
+        self._flush_lock = threading.Lock()
+        _DEFERRED.append(self)
+        _start_background_flush()
+
+    def _make_room(self) -> bool:
+        """Called by `observe` once `flush_at` are pending: flush now; False when still full (then the
+        observation is counted as dropped instead of growing the queue past `max_pending`)."""
+        self.flush()
+        if len(self._pending) >= self.max_pending:
+            self._drop(1)
+            return False
+        return True
+
+    def _drop(self, n: int) -> None:
+        self.dropped_count += n
+        if self.dropped is not None:
+            self.dropped.inc(n)
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            pending = self._pending
+            items = [pending.popleft() for _ in range(len(pending))]
+            if not items:
+                return
+            try:
+                self._fold(items)
+            except Exception:  # never into a request or the flush thread; the lost items are counted
+                log.exception("folding %d deferred observations failed", len(items))
+                self._drop(len(items))
+
+    def _fold(self, items: list[Any]) -> None:
+        raise NotImplementedError
+
+
+class DeferredHistogram(_Deferred):
+    """A histogram whose observations cost one deque append on the hot path (see `_Deferred`).
 
     prometheus-client's observe() takes a lock per bucket and sum update (~3 µs); a request that observes
     several inputs pays that several times. Give it an unlabelled histogram or one labelled child.
     """
 
-    def __init__(self, histogram: Histogram, max_pending: int = 200_000) -> None:
+    def __init__(
+        self,
+        histogram: Histogram,
+        *,
+        dropped: Counter | None = None,
+        flush_at: int = FLUSH_AT,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         self.histogram = histogram
         self._bounds = np.asarray(histogram._upper_bounds, dtype=float)
-        # Bounded: should flushes stop, the oldest pending observations are dropped, memory is not.
-        self._pending: deque[float] = deque(maxlen=max_pending)
-        self._flush_lock = threading.Lock()
-        _DEFERRED.append(self)
-        _start_background_flush()
+        super().__init__(dropped, flush_at, max_pending)
 
     def observe(self, value: float) -> None:
+        if len(self._pending) >= self.flush_at and not self._make_room():
+            return
         self._pending.append(value)
 
-    def flush(self) -> None:
-        with self._flush_lock:
-            pending = self._pending
-            values = np.fromiter((pending.popleft() for _ in range(len(pending))), dtype=float)
-            _fold(self.histogram, self._bounds, values)
+    def _fold(self, items: list[Any]) -> None:
+        _fold(self.histogram, self._bounds, np.asarray(items, dtype=float))
 
 
-class DeferredHistograms:
+class DeferredHistograms(_Deferred):
     """Several histograms observed together, one value each per event (say, every input of a prediction):
-    one deque append of a tuple on the hot path instead of one per histogram. Flushed like
-    `DeferredHistogram`. Give it unlabelled histograms or labelled children."""
+    one deque append of a tuple on the hot path instead of one per histogram. Give it unlabelled
+    histograms or labelled children."""
 
-    def __init__(self, histograms: Sequence[Histogram], max_pending: int = 200_000) -> None:
+    def __init__(
+        self,
+        histograms: Sequence[Histogram],
+        *,
+        dropped: Counter | None = None,
+        flush_at: int = FLUSH_AT,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         self.histograms = tuple(histograms)
         self._bounds = [np.asarray(h._upper_bounds, dtype=float) for h in self.histograms]
-        self._pending: deque[tuple[float, ...]] = deque(maxlen=max_pending)
-        self._flush_lock = threading.Lock()
-        _DEFERRED.append(self)
-        _start_background_flush()
+        super().__init__(dropped, flush_at, max_pending)
 
     def observe(self, values: tuple[float, ...]) -> None:
         """`values` in the order of `histograms`."""
+        if len(self._pending) >= self.flush_at and not self._make_room():
+            return
         self._pending.append(values)
 
-    def flush(self) -> None:
-        with self._flush_lock:
-            pending = self._pending
-            rows = [pending.popleft() for _ in range(len(pending))]
-            if not rows:
-                return
-            matrix = np.array(rows, dtype=float).reshape(len(rows), len(self.histograms))
-            for histogram, bounds, column in zip(self.histograms, self._bounds, matrix.T, strict=True):
-                _fold(histogram, bounds, column)
+    def _fold(self, items: list[Any]) -> None:
+        matrix = np.array(items, dtype=float).reshape(len(items), len(self.histograms))
+        for histogram, bounds, column in zip(self.histograms, self._bounds, matrix.T, strict=True):
+            _fold(histogram, bounds, column)
 
 
 def _fold(histogram: Histogram, bounds: np.ndarray, values: np.ndarray) -> None:
@@ -247,7 +322,7 @@ def _fold(histogram: Histogram, bounds: np.ndarray, values: np.ndarray) -> None:
     histogram._sum.inc(float(values.sum()))
 
 
-_DEFERRED: list[DeferredHistogram | DeferredHistograms] = []
+_DEFERRED: list[_Deferred] = []
 FLUSH_INTERVAL_SECONDS = 5.0
 _flusher_pid: int | None = None
 

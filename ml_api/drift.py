@@ -291,6 +291,9 @@ class DriftDetector:
         return score, bool(p < self.alpha)
 
 
+_Row = tuple[float, tuple[float, ...], str | None]  # (monotonic time, values in column order, prediction)
+
+
 class DriftWindow:
     """Recent requests for drift checks: bounded by count (deque maxlen) and by age; thread-safe."""
 
@@ -302,8 +305,10 @@ class DriftWindow:
         self.columns = list(columns)
         self.max_size = max_size
         self.max_age_seconds = max_age_seconds
-        self._rows: deque[tuple[float, tuple[float, ...], str | None]] = deque(maxlen=max_size)
+        self._rows: deque[_Row] = deque(maxlen=max_size)
         self._lock = threading.Lock()
+        # Bumped whenever rows enter or leave: equal versions mean equal contents (reports are cached by it).
+        self._version = 0
         # The row's values in column order, in C (snapshot makes them floats); itemgetter of one key
         # returns the value itself, not a 1-tuple.
         getter = itemgetter(*self.columns)
@@ -314,6 +319,7 @@ class DriftWindow:
         rows = self._rows
         while rows and rows[0][0] < cutoff:
             rows.popleft()
+            self._version += 1
 
     def add(self, row: Mapping[str, float], prediction: str | None = None, now: float | None = None) -> None:
         """O(1) amortised: called on the request path."""
@@ -324,20 +330,30 @@ class DriftWindow:
             if rows and rows[0][0] < ts - self.max_age_seconds:
                 self._expire(ts)
             rows.append((ts, values, prediction))
+            self._version += 1
 
-    def snapshot(self, now: float | None = None) -> tuple[pd.DataFrame, list[str]]:
-        """(rows, predictions of the rows that carried one); expired rows are dropped first."""
+    def _rows_and_version(self, now: float | None) -> tuple[list[_Row], int]:
         ts = time.monotonic() if now is None else now
         with self._lock:
             self._expire(ts)
-            rows = list(self._rows)
+            return list(self._rows), self._version
+
+    def snapshot(self, now: float | None = None) -> tuple[pd.DataFrame, list[str]]:
+        """(rows, predictions of the rows that carried one); expired rows are dropped first."""
+        rows, _ = self._rows_and_version(now)
         frame = pd.DataFrame([r[1] for r in rows], columns=self.columns, dtype=float)
         predictions = [r[2] for r in rows if r[2] is not None]
         return frame, predictions
 
+    def versioned_snapshot(self, now: float | None = None) -> tuple[pd.DataFrame, int]:
+        """(rows, the window's version when they were taken): equal versions, equal rows."""
+        rows, version = self._rows_and_version(now)
+        return pd.DataFrame([r[1] for r in rows], columns=self.columns, dtype=float), version
+
     def clear(self) -> None:
         with self._lock:
             self._rows.clear()
+            self._version += 1
 
     def __len__(self) -> int:
         with self._lock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
+from typing import Final
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
@@ -92,7 +93,7 @@ class DriftGauge(Gauge):
         return metrics
 
 
-_RECENT = "livemostrecent"
+_RECENT: Final = "livemostrecent"
 FEATURE_DRIFT_SCORE = DriftGauge(
     "ml_feature_drift_score",
     "Per-feature drift statistic (KS distance, 0-1); absent while the window is too small.",
@@ -124,6 +125,10 @@ DRIFT_WINDOW_SUFFICIENT = Gauge(
 DRIFT_EVALUATIONS = Counter("ml_drift_evaluations", "Background drift computations by result.", ["result"])
 for _result in ("ok", "insufficient_data", "error"):
     DRIFT_EVALUATIONS.labels(_result)
+_DRIFT_REPORTS = Counter(
+    "ml_drift_reports", "GET /drift/report answers: built, cached, insufficient_data or error.", ["outcome"]
+)
+DRIFT_REPORTS = {o: _DRIFT_REPORTS.labels(o) for o in ("built", "cached", "insufficient_data", "error")}
 DRIFT_EVALUATION_DURATION = Histogram(
     "ml_drift_evaluation_duration_seconds", "Cost of one drift computation.", buckets=LATENCY_BUCKETS
 )
@@ -159,7 +164,10 @@ for _g in (DRIFTED_FEATURES_RATIO, DATASET_DRIFT_DETECTED, PREDICTION_DRIFT_SCOR
 # --- updates (kept here so the app and the drift loop never touch metric objects directly) --------------
 # Five observations per ticket: deferred to the scrape (and a background flush), one append on the hot path.
 _feature_values = itemgetter(*FEATURES)
-_deferred_inputs = DeferredHistograms([*(FEATURE_HISTOGRAMS[f] for f in FEATURES), CONFIDENCE])
+_deferred_inputs = DeferredHistograms(
+    [*(FEATURE_HISTOGRAMS[f] for f in FEATURES), CONFIDENCE],
+    dropped=HTTP.dropped_observations.labels("prediction_inputs"),
+)
 
 
 def observe_prediction(ticket: Mapping[str, float], severity: str, confidence: float) -> None:
@@ -179,15 +187,15 @@ def publish_model(version: str, trained_at: str, accuracy: float, macro_f1: floa
 def publish_drift(result: DriftResult | None, window_samples: int) -> None:
     """Drift gauges from the latest evaluation; NaN (absent) when it could not judge."""
     DRIFT_WINDOW_SAMPLES.set(window_samples)
-    judged = result is not None and result.sufficient
+    judged = result if result is not None and result.sufficient else None
     DRIFT_WINDOW_SUFFICIENT.set(1 if judged else 0)
     for feature in FEATURES:
-        fd = result.features.get(feature) if judged else None
+        fd = judged.features.get(feature) if judged else None
         FEATURE_DRIFT_SCORE.labels(feature).set(fd.score if fd is not None else math.nan)
         FEATURE_DRIFT_DETECTED.labels(feature).set(float(fd.detected) if fd is not None else math.nan)
-    DRIFTED_FEATURES_RATIO.set(_or_nan(result.drifted_share if judged else None))
-    DATASET_DRIFT_DETECTED.set(_or_nan(result.dataset_drift if judged else None))
-    PREDICTION_DRIFT_SCORE.set(_or_nan(result.prediction_drift_score if judged else None))
+    DRIFTED_FEATURES_RATIO.set(_or_nan(judged.drifted_share if judged else None))
+    DATASET_DRIFT_DETECTED.set(_or_nan(judged.dataset_drift if judged else None))
+    PREDICTION_DRIFT_SCORE.set(_or_nan(judged.prediction_drift_score if judged else None))
 
 
 def _or_nan(value: float | bool | None) -> float:

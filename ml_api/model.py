@@ -41,7 +41,6 @@ MODEL_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
 REFERENCE_FILE = "reference.csv"
 LATEST_FILE = "LATEST"
-_exp, _log1p, _log10 = math.exp, math.log1p, math.log10
 ENGINEERED = ("business_impact", "ln1p_urgency_keywords", "customer_tier", "log10_ticket_length")
 
 
@@ -127,19 +126,15 @@ class LoadedModel:
         return self.fast.classes
 
     def predict_one(self, ticket: Mapping[str, float]) -> tuple[str, dict[str, float]]:
-        """(predicted class, class -> probability low -> critical): `FastPredictor.predict_proba_one`
-        inlined with the argmax and the ordering, because it runs on every /predict."""
-        e0 = ticket["business_impact"]
-        e1 = _log1p(ticket["urgency_keywords"])
-        e2 = ticket["customer_tier"]
-        length = ticket["ticket_length"]
-        e3 = _log10(length if length > 1.0 else 1.0)
-        logits = [b + w0 * e0 + w1 * e1 + w2 * e2 + w3 * e3 for (w0, w1, w2, w3), b in self.fast._rows]
-        top = max(logits)
-        exps = [_exp(v - top) for v in logits]
-        total = sum(exps)
-        # the highest logit is the highest probability (the first one, as argmax, on a tie)
-        return self.fast.classes[logits.index(top)], {c: exps[i] / total for c, i in self._display_order}
+        """(predicted class, class -> probability low -> critical) through `FastPredictor`."""
+        probs = self.fast.predict_proba_one(
+            ticket["ticket_length"],
+            ticket["urgency_keywords"],
+            ticket["business_impact"],
+            ticket["customer_tier"],
+        )
+        # the first highest probability, as argmax
+        return self.fast.classes[probs.index(max(probs))], self.ordered(probs)
 
     def ordered(self, probs: Sequence[float]) -> dict[str, float]:
         """Class -> probability, low -> critical, from probabilities in `classes` order."""

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ml_api import metrics
 from ml_api.data import FEATURES
-from ml_api.drift import DriftDetector, DriftResult, DriftWindow, html_report
+from ml_api.drift import DriftDetector, DriftResult, DriftWindow
 
 log = logging.getLogger("ml_api.drift")
 INSUFFICIENT = "insufficient data"
@@ -126,7 +126,7 @@ class DriftMonitor:
             "last_duration_seconds": last.duration_seconds,
             "last_error": last.error,
         }
-        if judged:
+        if result is not None and judged:
             status["features"] = {
                 name: {"score": fd.score, "detected": fd.detected, "method": fd.method, "p_value": fd.p_value}
                 for name, fd in result.features.items()
@@ -138,13 +138,6 @@ class DriftMonitor:
                 "detected": result.prediction_drift_detected,
             }
         return status
-
-    def report_html(self) -> str | None:
-        """Evidently's HTML report of the current window, or None when the window is too small."""
-        frame, _ = self.window.snapshot()
-        if len(frame) < self.min_window:
-            return None
-        return html_report(self.reference, frame)
 
 
 def _now_iso() -> str:

@@ -63,20 +63,20 @@ class RAGService:
             settings, faults, self.sentences, self.store.corpus, canary=self.safety.canary
         )
         self._leak_rng = random.Random()
-        evaluator_kwargs = {
+        evaluator_kwargs: dict[str, Any] = {
             "api_key": settings.openai_api_key,
             "base_url": settings.openai_base_url,
             "model": settings.judge_model,
             "timeout": settings.llm_timeout_seconds,
             "max_retries": settings.llm_max_retries,
         }
-        if evaluator is None:
-            evaluator = (
-                EvaluatorProcess(evaluator_kwargs)
-                if settings.evaluation_in_process
-                else build_evaluator(**evaluator_kwargs)
-            )
-        self.evaluator: Evaluator | EvaluatorProcess = evaluator
+        self.evaluator: Evaluator | EvaluatorProcess
+        if evaluator is not None:
+            self.evaluator = evaluator
+        elif settings.evaluation_in_process:
+            self.evaluator = EvaluatorProcess(evaluator_kwargs)
+        else:
+            self.evaluator = build_evaluator(**evaluator_kwargs)
         self.evaluations = EvaluationQueue(
             self.evaluator,
             size=settings.evaluation_queue_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from ml_api.app import create_app
 from ml_api.data import generate_tickets
-from ml_api.settings import MLSettings
-from ml_api.train import train
+from tests.support import ml as support_ml
 
 
 def series(client: TestClient) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
@@ -25,11 +24,8 @@ def series(client: TestClient) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
 
 
 @pytest.fixture(scope="module")
-def ml_client(tmp_path_factory: pytest.TempPathFactory):
-    model_dir: Path = tmp_path_factory.mktemp("cardinality_models")
-    train(model_dir, train_size=4000, holdout_size=1000, reference_size=1000)
-    settings = MLSettings(model_dir=model_dir, auto_train=False, drift_interval_seconds=0.2)
-    with TestClient(create_app(settings)) as client:
+def ml_client(ml_model_dir: Path) -> Iterator[TestClient]:
+    with support_ml.ml_client(ml_model_dir, drift_interval_seconds=0.2) as client:
         yield client
 
 

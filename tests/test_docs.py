@@ -617,6 +617,11 @@ def test_metric_names_follow_the_suffix_rules() -> None:
     }  # fmt: skip
 
 
+def test_make_help_lists_every_target() -> None:
+    listed = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert _make_targets() - set(re.findall(r"\bmake ([\w.-]+)", listed.stdout)) == set()
+
+
 def test_github_slugs() -> None:
     assert github_slugs(["No data in Grafana", "`make lab` fails", "Step 1: set-up", "Step 1: set-up"]) == {
         "no-data-in-grafana",

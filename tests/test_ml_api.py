@@ -13,14 +13,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from ml_api.app import create_app
-from ml_api.data import FEATURES, SEVERITIES, generate_tickets
+from ml_api.data import FEATURES, SEVERITIES
 from ml_api.settings import MLSettings
-from ml_api.train import train
-
-GOOD = {"ticket_length": 640, "urgency_keywords": 2, "business_impact": 6.5, "customer_tier": 3}
+from tests.support.ml import GOOD, ml_client, sample_value, scrape, tickets, wait_for
 
 CONTRACT_METRICS = {
     # family name (as the parser reports it) -> type
@@ -45,6 +42,8 @@ CONTRACT_METRICS = {
     "ml_model_accuracy_ratio": "gauge",
     "ml_model_macro_f1_ratio": "gauge",
     "ml_invalid_requests": "counter",
+    "ml_deferred_observations_dropped": "counter",
+    "ml_drift_reports": "counter",
     "triage_requests": "counter",
     "triage_degraded": "counter",
     "triage_request_duration_seconds": "histogram",
@@ -59,51 +58,10 @@ DRIFT_VALUE_GAUGES = (
 )
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ml_models")
-    train(path, train_size=8000, holdout_size=2000, reference_size=2000)
-    return path
-
-
-def make_client(model_dir: Path, **overrides: Any) -> TestClient:
-    settings = MLSettings(
-        model_dir=model_dir,
-        auto_train=False,
-        lab_profile=True,
-        drift_interval_seconds=overrides.pop("drift_interval_seconds", 30.0),
-        rag_url=overrides.pop("rag_url", "http://127.0.0.1:9"),
-        **overrides,
-    )
-    return TestClient(create_app(settings))
-
-
 @pytest.fixture
-def client(model_dir: Path) -> Iterator[TestClient]:
-    with make_client(model_dir) as c:
+def client(ml_model_dir: Path) -> Iterator[TestClient]:
+    with ml_client(ml_model_dir) as c:
         yield c
-
-
-def scrape(client: TestClient) -> dict[str, Any]:
-    text = client.get("/metrics").text
-    return {f.name: f for f in text_string_to_metric_families(text)}
-
-
-def sample_value(families: dict[str, Any], sample_name: str, **labels: str) -> float | None:
-    family_name = sample_name.removesuffix("_total").removesuffix("_count").removesuffix("_sum")
-    family = families.get(family_name)
-    for s in family.samples if family else []:
-        if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items()):
-            return s.value
-    return None
-
-
-def tickets(n: int, seed: int) -> list[dict[str, Any]]:
-    df = generate_tickets(n, seed).loc[:, list(FEATURES)]
-    return [
-        {k: (float(v) if k == "business_impact" else int(v)) for k, v in r.items()}
-        for r in df.to_dict("records")
-    ]
 
 
 # --- prediction --------------------------------------------------------------------------------------------
@@ -144,7 +102,7 @@ def test_batch_matches_single(client: TestClient) -> None:
             )
 
 
-def test_model_card_served(client: TestClient, model_dir: Path) -> None:
+def test_model_card_served(client: TestClient, ml_model_dir: Path) -> None:
     card = client.get("/model").json()
     assert card["metrics"]["accuracy"] > 0.5
     families = scrape(client)
@@ -217,7 +175,7 @@ def test_batch_limits(client: TestClient) -> None:
     assert r.json()["detail"][0]["field"] == "tickets.5.customer_tier"
 
 
-def test_oversized_bodies_are_413_and_counted(model_dir: Path) -> None:
+def test_oversized_bodies_are_413_and_counted(ml_model_dir: Path) -> None:
     """Judged by Content-Length before the app runs, or while streaming a body that has none (chunked)."""
     big = json.dumps({"tickets": [GOOD] * 40}).encode()
     small = json.dumps({"tickets": [GOOD] * 3}).encode()
@@ -227,7 +185,7 @@ def test_oversized_bodies_are_413_and_counted(model_dir: Path) -> None:
         for i in range(0, len(body), 500):
             yield body[i : i + 500]
 
-    with make_client(model_dir, max_body_bytes=2048) as client:
+    with ml_client(ml_model_dir, max_body_bytes=2048) as client:
         before = scrape(client)
         r = client.post("/predict/batch", content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413
@@ -274,8 +232,8 @@ def test_rejected_requests_never_enter_the_window(client: TestClient) -> None:
 # --- metrics -----------------------------------------------------------------------------------------------
 
 
-def test_metrics_expose_the_contract(model_dir: Path) -> None:
-    with make_client(model_dir, drift_min_window=20, drift_interval_seconds=0.1) as client:
+def test_metrics_expose_the_contract(ml_model_dir: Path) -> None:
+    with ml_client(ml_model_dir, drift_min_window=20, drift_interval_seconds=0.1) as client:
         client.post("/predict", json=GOOD)
         client.post("/predict/batch", json={"tickets": tickets(40, 3)})
         client.post("/predict", json={**GOOD, "customer_tier": 9})
@@ -294,6 +252,8 @@ def test_metrics_expose_the_contract(model_dir: Path) -> None:
         "ml_drift_evaluations": {"result"},
         "ml_model_info": {"version", "trained_at"},
         "ml_invalid_requests": {"reason"},
+        "ml_deferred_observations_dropped": {"queue"},
+        "ml_drift_reports": {"outcome"},
         "triage_requests": {"outcome"},
         "triage_degraded": {"reason"},
     }
@@ -303,6 +263,11 @@ def test_metrics_expose_the_contract(model_dir: Path) -> None:
         assert all(set(s.labels) == expected for s in samples), name
     assert {s.labels["severity"] for s in families["ml_predictions"].samples} == set(SEVERITIES)
     assert {s.labels["feature"] for s in families["ml_feature_drift_score"].samples} == set(FEATURES)
+    dropped = families["ml_deferred_observations_dropped"].samples
+    assert {s.labels["queue"]: s.value for s in dropped if s.name.endswith("_total")} == {
+        "http_request_duration": 0.0,
+        "prediction_inputs": 0.0,
+    }
     # route templates, never raw paths
     assert {s.labels["endpoint"] for s in families["ml_http_requests"].samples} >= {
         "/predict",
@@ -332,17 +297,8 @@ def test_promtool_check_metrics_clean(client: TestClient) -> None:
 # --- drift -------------------------------------------------------------------------------------------------
 
 
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def test_drift_insufficient_then_numbers_then_reset(model_dir: Path) -> None:
-    with make_client(model_dir, drift_min_window=100, drift_interval_seconds=0.1) as client:
+def test_drift_insufficient_then_numbers_then_reset(ml_model_dir: Path) -> None:
+    with ml_client(ml_model_dir, drift_min_window=100, drift_interval_seconds=0.1) as client:
         client.post("/predict/batch", json={"tickets": tickets(60, 21)})
         wait_for(lambda: client.get("/drift/status").json()["evaluated_window_size"] == 60)
         status = client.get("/drift/status").json()
@@ -380,8 +336,8 @@ def test_drift_insufficient_then_numbers_then_reset(model_dir: Path) -> None:
         assert not scrape(client)["ml_feature_drift_score"].samples
 
 
-def test_drift_detects_shifted_traffic(model_dir: Path) -> None:
-    with make_client(model_dir, drift_min_window=100, drift_interval_seconds=0.1) as client:
+def test_drift_detects_shifted_traffic(ml_model_dir: Path) -> None:
+    with ml_client(ml_model_dir, drift_min_window=100, drift_interval_seconds=0.1) as client:
         shifted = tickets(300, 31)
         for t in shifted:  # an incident: everything is urgent and high-impact, from big customers
             t["business_impact"] = min(10.0, t["business_impact"] + 4.0)
@@ -404,8 +360,8 @@ def test_drift_detects_shifted_traffic(model_dir: Path) -> None:
         assert "business_impact" in report.text
 
 
-def test_drift_reset_needs_admin_outside_lab(model_dir: Path) -> None:
-    settings = MLSettings(model_dir=model_dir, auto_train=False, lab_profile=False, admin_token="s3cret")
+def test_drift_reset_needs_admin_outside_lab(ml_model_dir: Path) -> None:
+    settings = MLSettings(model_dir=ml_model_dir, auto_train=False, lab_profile=False, admin_token="s3cret")
     with TestClient(create_app(settings)) as client:
         assert client.post("/drift/reset").status_code == 401
         assert client.post("/drift/reset", headers={"X-Admin-Token": "s3cret"}).status_code == 200

@@ -13,12 +13,13 @@ from sklearn.metrics import accuracy_score, f1_score
 from ml_api.data import FEATURE_RANGES, FEATURES, SEVERITIES, generate_tickets
 from ml_api.model import CARD_FILE, LATEST_FILE, REFERENCE_FILE, LoadedModel, load_model, to_matrix
 from ml_api.settings import MLSettings
-from ml_api.train import ensure_model, train
+from ml_api.train import ensure_model
+from tests.support.ml import TRAINING
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
-    return train(tmp_path_factory.mktemp("models"), train_size=6000, holdout_size=3000, reference_size=1000)
+@pytest.fixture
+def trained(trained_model: LoadedModel) -> LoadedModel:
+    return trained_model
 
 
 def test_generator_is_seeded_and_in_range() -> None:
@@ -62,7 +63,7 @@ def test_card_metrics_equal_what_training_measured(trained: LoadedModel) -> None
     # better than guessing the majority class, but not perfect (the label is noisy)
     assert card["metrics"]["majority_class_accuracy"] + 0.15 < card["metrics"]["accuracy"] < 0.95
     assert card["metrics"]["accuracy"] <= card["metrics"]["oracle_accuracy"] + 0.03
-    assert card["training"]["size"] == 6000
+    assert card["training"]["size"] == TRAINING["train_size"]
     assert set(card["feature_ranges"]) == set(FEATURES)
     assert "severity" in card["label_rule"] or "critical" in card["label_rule"]
     assert card["trained_at"].endswith("+00:00")
@@ -70,7 +71,9 @@ def test_card_metrics_equal_what_training_measured(trained: LoadedModel) -> None
 
 def test_reference_sample_and_predictions(trained: LoadedModel) -> None:
     ref = pd.read_csv(trained.path / REFERENCE_FILE)
-    assert len(ref) == 1000 == len(trained.reference) == len(trained.reference_predictions)
+    assert (
+        len(ref) == TRAINING["reference_size"] == len(trained.reference) == len(trained.reference_predictions)
+    )
     assert list(trained.reference.columns) == list(FEATURES)
     expected = trained.pipeline.predict(to_matrix(trained.reference))
     assert list(expected) == trained.reference_predictions
@@ -87,7 +90,7 @@ def test_fast_predictor_equals_sklearn(trained: LoadedModel) -> None:
     fast = np.array([trained.fast.predict_proba_one(*row) for row in to_matrix(frame)])
     assert trained.fast.classes == tuple(trained.pipeline.classes_)
     assert np.allclose(fast, expected, rtol=1e-9, atol=1e-12)
-    # the serving path (LoadedModel.predict_one, inlined arithmetic) against scikit-learn, every row
+    # the serving path (LoadedModel.predict_one: the fast predictor, ordered) against scikit-learn, every row
     for row, p in zip(frame.to_dict("records"), expected, strict=True):
         severity, probs = trained.predict_one(row)
         assert severity == trained.classes[int(np.argmax(p))]

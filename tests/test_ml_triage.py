@@ -15,9 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from ml_api.app import create_app
-from ml_api.settings import MLSettings
-from ml_api.train import train
+from tests.support.ml import ml_client
 
 TICKET = {
     "text": "Our whole team cannot log in since this morning, production is down. URGENT!",
@@ -83,13 +81,6 @@ class FakeRag:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ml_models")
-    train(path, train_size=4000, holdout_size=1000, reference_size=1000)
-    return path
-
-
 @pytest.fixture
 def rag() -> Iterator[FakeRag]:
     server = FakeRag()
@@ -105,14 +96,7 @@ def closed_port_url() -> str:
 
 
 def client_for(model_dir: Path, rag_url: str, timeout: float = 2.0) -> TestClient:
-    settings = MLSettings(
-        model_dir=model_dir,
-        auto_train=False,
-        rag_url=rag_url,
-        triage_rag_timeout_seconds=timeout,
-        drift_interval_seconds=60,
-    )
-    return TestClient(create_app(settings))
+    return ml_client(model_dir, rag_url=rag_url, triage_rag_timeout_seconds=timeout)
 
 
 def counters(client: TestClient) -> dict[tuple[str, str], float]:
@@ -125,8 +109,8 @@ def counters(client: TestClient) -> dict[tuple[str, str], float]:
     return out
 
 
-def test_triage_with_rag_answer(model_dir: Path, rag: FakeRag) -> None:
-    with client_for(model_dir, rag.url) as client:
+def test_triage_with_rag_answer(ml_model_dir: Path, rag: FakeRag) -> None:
+    with client_for(ml_model_dir, rag.url) as client:
         before = counters(client)
         r = client.post("/triage", json=TICKET)
         assert r.status_code == 200, r.text
@@ -150,8 +134,8 @@ def test_triage_with_rag_answer(model_dir: Path, rag: FakeRag) -> None:
     assert window == 2  # the triage ticket and the /predict one
 
 
-def test_triage_degraded_when_rag_is_down(model_dir: Path) -> None:
-    with client_for(model_dir, closed_port_url()) as client:
+def test_triage_degraded_when_rag_is_down(ml_model_dir: Path) -> None:
+    with client_for(ml_model_dir, closed_port_url()) as client:
         before = counters(client)
         r = client.post("/triage", json=TICKET)
         after = counters(client)
@@ -169,9 +153,9 @@ def test_triage_degraded_when_rag_is_down(model_dir: Path) -> None:
     assert window == 1
 
 
-def test_triage_degraded_on_timeout(model_dir: Path, rag: FakeRag) -> None:
+def test_triage_degraded_on_timeout(ml_model_dir: Path, rag: FakeRag) -> None:
     rag.mode, rag.delay = "slow", 2.0
-    with client_for(model_dir, rag.url, timeout=0.3) as client:
+    with client_for(ml_model_dir, rag.url, timeout=0.3) as client:
         before = counters(client)
         started = time.perf_counter()
         r = client.post("/triage", json=TICKET)
@@ -187,16 +171,16 @@ def test_triage_degraded_on_timeout(model_dir: Path, rag: FakeRag) -> None:
 @pytest.mark.parametrize(
     ("mode", "reason"), [("error", "error"), ("unavailable", "unavailable"), ("malformed", "error")]
 )
-def test_triage_degraded_on_bad_answers(model_dir: Path, rag: FakeRag, mode: str, reason: str) -> None:
+def test_triage_degraded_on_bad_answers(ml_model_dir: Path, rag: FakeRag, mode: str, reason: str) -> None:
     rag.mode = mode
-    with client_for(model_dir, rag.url) as client:
+    with client_for(ml_model_dir, rag.url) as client:
         r = client.post("/triage", json=TICKET)
     assert r.status_code == 200, r.text
     assert r.json()["degraded"] is True and r.json()["degraded_reason"] == reason
 
 
-def test_triage_validation(model_dir: Path) -> None:
-    with client_for(model_dir, closed_port_url()) as client:
+def test_triage_validation(ml_model_dir: Path) -> None:
+    with client_for(ml_model_dir, closed_port_url()) as client:
         for payload, field in [
             ({**TICKET, "text": ""}, "text"),
             ({**TICKET, "text": "x" * 5001}, "text"),

@@ -104,6 +104,7 @@ def drift() -> PanelList:
         ts("Prediction drift score", [target("max(ml_prediction_drift_score)", "prediction drift")]),
         ts("Drift window", window),
         right_axis(ts("Drift evaluations", evaluations, unit="ops"), "p90 duration", "s"),
+        ts("Drift reports by outcome", [rate_by("ml_drift_reports_total", "outcome")], unit="reqps"),
     ]
 
 

@@ -37,6 +37,9 @@ def targets_and_alerts() -> PanelList:
     up = value_texts({"0": ("DOWN", "red"), "1": ("UP", "green")})
     by_name = target(f"count by (alertname, severity) ({FIRING})", "{{alertname}} ({{severity}})")
     failures = rate_by("prometheus_rule_evaluation_failures_total", "rule_group")
+    dropped = [
+        rate_by(f"{prefix}_deferred_observations_dropped_total", "service, queue") for prefix in ("ml", "rag")
+    ]
     return [
         # One line, 6 high: targets (12 wide), the firing count (4) and the alerts table (8).
         stat("Targets up", [target("up", "{{job}} {{instance}}")], mappings=up).span(12).height(6),
@@ -44,8 +47,9 @@ def targets_and_alerts() -> PanelList:
         .line(Line(1))
         .height(6),
         table("Firing and pending alerts", [target("ALERTS", "{{alertname}}")]).span(8).height(6),
-        ts("Firing alerts by name", [by_name], stack=True).span(12),
-        ts("Rule evaluation failures", [failures], unit="ops").span(12),
+        ts("Firing alerts by name", [by_name], stack=True).span(8),
+        ts("Rule evaluation failures", [failures], unit="ops").span(8),
+        ts("Dropped histogram observations", dropped, unit="ops").span(8),
     ]
 
 

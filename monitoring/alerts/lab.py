@@ -110,4 +110,33 @@ ALERTS = [
             "unit test"
         ),
     ),
+    Alert(
+        name="MetricObservationsDropped",
+        group="monitoring",
+        service="lab",
+        family="metrics",
+        severity="warning",
+        comment=(
+            "The services queue histogram observations and fold them in bulk (lab_common/metrics.py); an "
+            "observation that cannot be kept is counted, so a histogram that under-counts is never silent."
+        ),
+        expr=(
+            "sum by (service, queue) (\n"
+            "  increase(ml_deferred_observations_dropped_total[1m])\n"
+            "  or increase(rag_deferred_observations_dropped_total[1m])\n"
+            ") > {threshold}"
+        ),
+        params={"threshold": P(0)},
+        for_=P("30s", production="5m"),
+        summary="{{ $labels.service }} lost {{ $labels.queue }} histogram observations",
+        description=(
+            "{{ $value | humanize }} {{ $labels.queue }} observations of {{ $labels.service }} were dropped "
+            "in the last minute instead of reaching their histogram: its latency or input histograms "
+            "under-count, and the alerts built on them may stay silent."
+        ),
+        dashboard="pipeline-health",
+        panel="Dropped histogram observations",
+        signal="deferred histogram observations dropped, per `service` and `queue`, last minute",
+        trigger="none in normal operation (the queues flush on size); covered by the promtool unit test",
+    ),
 ]
