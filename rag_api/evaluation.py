@@ -32,19 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag_api.text import clamp01
+
 SCORE_FIELDS = ("groundedness", "context_relevance", "answer_relevance")
 UNPARSABLE_SCORE = -1.0  # TruLens's sentinel for a judge reply it could not read
 
 
 class EvaluationError(Exception):
     """The answer could not be scored (judge unreachable, unparseable reply, nothing to score...)."""
-
-
-def _clamp(value: float, name: str) -> float:
-    value = float(value)
-    if math.isnan(value):
-        raise EvaluationError(f"{name} is NaN")
-    return min(1.0, max(0.0, value))
 
 
 @dataclass(frozen=True)
@@ -54,8 +49,12 @@ class Scores:
     answer_relevance: float
 
     def __post_init__(self) -> None:
+        """Clamped to [0, 1] whoever built them (the scorer, a judge, the child process); NaN is refused."""
         for name in SCORE_FIELDS:
-            object.__setattr__(self, name, _clamp(getattr(self, name), name))
+            try:
+                object.__setattr__(self, name, clamp01(getattr(self, name)))
+            except (TypeError, ValueError) as exc:
+                raise EvaluationError(f"{name} is not a score: {getattr(self, name)!r}") from exc
 
     @property
     def hallucination(self) -> float:

@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import math
 import multiprocessing
 import os
 import random
@@ -34,13 +33,6 @@ class EvaluationJob:
     question: str
     contexts: list[str]
     answer: str
-
-
-def _clamp(value: float, name: str) -> float:
-    value = float(value)
-    if math.isnan(value):
-        raise EvaluationError(f"the evaluator returned NaN for {name}")
-    return min(1.0, max(0.0, value))
 
 
 _child_evaluator: Evaluator | None = None
@@ -209,11 +201,8 @@ class EvaluationQueue:
             if self.faults is not None and self.faults.fires("evaluation_failure", self._rng):
                 raise EvaluationError("injected evaluation failure (fault evaluation_failure)")
             raw = self.evaluator.score(job.question, job.contexts, job.answer)
-            scores = Scores(
-                groundedness=_clamp(raw.groundedness, "groundedness"),
-                context_relevance=_clamp(raw.context_relevance, "context_relevance"),
-                answer_relevance=_clamp(raw.answer_relevance, "answer_relevance"),
-            )
+            # Re-built, hence re-clamped: an evaluator handed in may return any object with these fields.
+            scores = Scores(raw.groundedness, raw.context_relevance, raw.answer_relevance)
         except Exception as exc:  # any scorer failure: counted, and no score recorded
             metrics.EVALUATIONS.labels("failed").inc()
             log.warning("evaluation failed: %s", exc)

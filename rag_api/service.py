@@ -21,10 +21,11 @@ from rag_api.drift import EmbeddingDriftMonitor, build_drift_monitor
 from rag_api.embeddings import get_embedder
 from rag_api.evaluation import Evaluator, build_evaluator
 from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorProcess
-from rag_api.llm import AnswerGenerator, SentenceEmbeddings, context_sentences
+from rag_api.llm import AnswerGenerator, context_sentences
 from rag_api.schemas import ChatRequest
 from rag_api.settings import RAGSettings
 from rag_api.store import KnowledgeStore, RetrievedChunk, StoreUnavailable
+from rag_api.text import EmbeddingCache
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class RAGService:
         self.faults = faults
         self.embedder = get_embedder()
         self.store = KnowledgeStore(settings)
-        self.sentences = SentenceEmbeddings(self.embedder)
+        # The corpus is fixed: each knowledge sentence is embedded once (bounded for a huge knowledge base).
+        self.sentences = EmbeddingCache(self.embedder.embed, maxsize=50_000)
         self.generator = AnswerGenerator(settings, faults, self.sentences, self.store.corpus)
         evaluator_kwargs: dict[str, Any] = {
             "api_key": settings.openai_api_key,

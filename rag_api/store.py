@@ -21,13 +21,13 @@ import yaml
 
 from rag_api.embeddings import MODEL_NAME, MiniLMEmbedder, MiniLMEmbeddingFunction, get_embedder
 from rag_api.settings import RAGSettings
+from rag_api.text import sentences
 
 log = logging.getLogger(__name__)
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*`])")
 
 
 class StoreUnavailable(Exception):
@@ -150,10 +150,6 @@ def parse_article(path: Path) -> Article:
     return Article(id=path.stem, title=title, category=str(meta.get("category") or "general"), blocks=blocks)
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
 def _chunk_id(article: Article, index: int, text: str) -> str:
     # Everything stored with the chunk goes into its id: an unchanged chunk keeps its id across reloads,
     # a changed one gets a new id (upserted) and the old id is deleted.
@@ -174,7 +170,7 @@ def chunk_article(article: Article, size: int, overlap: int) -> list[ChunkRecord
             section = text
             units.append((section, "#"))  # a section marker
             continue
-        units.extend((section, sentence) for sentence in split_sentences(text) if len(text) > size)
+        units.extend((section, sentence) for sentence in sentences(text, prose=True) if len(text) > size)
         if len(text) <= size:
             units.append((section, text))
 
