@@ -67,7 +67,7 @@ class RAGService:
         if evaluator is not None:
             self.evaluator = evaluator
         elif settings.evaluation_in_process:
-            self.evaluator = EvaluatorProcess(evaluator_kwargs)
+            self.evaluator = EvaluatorProcess(evaluator_kwargs, timeout=settings.evaluation_timeout_seconds)
         else:
             self.evaluator = build_evaluator(**evaluator_kwargs)
         self.evaluations = EvaluationQueue(
@@ -75,6 +75,8 @@ class RAGService:
             size=settings.evaluation_queue_size,
             sample_rate=settings.evaluation_sample_rate,
             faults=faults,
+            timeout=settings.evaluation_timeout_seconds,
+            concurrency=settings.evaluation_concurrency,
         )
         self.drift: EmbeddingDriftMonitor = build_drift_monitor(
             settings.reference_queries_path,
@@ -246,6 +248,8 @@ class RAGService:
             "chunks": chunks,
             "generator": self.generator.backend,
             "evaluator": self.evaluator.provider_name,
+            # Degraded, not unready: /chat still answers, only `evaluate=sync` waits out the timeout.
+            "evaluation": "stuck" if self.evaluations.stuck else "ok",
             "sentence_cache": "warm" if self.sentences_warm else "lazy",
         }
         if chunks == 0:
