@@ -24,7 +24,7 @@ from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorPr
 from rag_api.llm import AnswerGenerator, context_sentences
 from rag_api.schemas import ChatRequest
 from rag_api.settings import RAGSettings
-from rag_api.store import KnowledgeStore, RetrievedChunk, StoreUnavailable
+from rag_api.store import KnowledgeError, KnowledgeStore, RetrievedChunk, StoreUnavailable
 from rag_api.text import EmbeddingCache
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,12 @@ class RAGService:
             return
         async with self._load_lock:
             if not self._loaded:
-                loaded = await asyncio.to_thread(self.store.ensure_loaded)
+                try:
+                    loaded = await asyncio.to_thread(self.store.ensure_loaded)
+                except KnowledgeError as exc:  # nothing stored and nothing loadable: /ready and /chat say why
+                    raise StoreUnavailable(
+                        f"the knowledge base is empty and cannot be loaded: {exc}"
+                    ) from exc
                 self._loaded = True
                 count = await asyncio.to_thread(self.store.count)
                 metrics.KNOWLEDGE_CHUNKS.set(count)
@@ -226,6 +231,7 @@ class RAGService:
         }
 
     async def reload(self) -> dict[str, Any]:
+        """Raises KnowledgeError (the collection is kept) or StoreUnavailable."""
         summary = await asyncio.to_thread(self.store.reload)
         self._loaded = True
         metrics.KNOWLEDGE_CHUNKS.set(summary["chunks"])
