@@ -286,15 +286,23 @@ class AnswerGenerator:
         metrics.COST.labels(model).inc(cost)
 
     def _unrelated_chunks(self, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
+        """The first chunks of a random article of another category than the retrieved ones (of another
+        article at least): an article on the same topic (account lockout for a password question) repeats
+        enough of the retrieved text to pass as grounded."""
         retrieved = {c.article_id for c in chunks}
+        categories = {c.category for c in chunks}
         others: dict[str, list[RetrievedChunk]] = {}
+        elsewhere: dict[str, list[RetrievedChunk]] = {}
         for chunk in self.corpus():
             if chunk.article_id not in retrieved:
                 others.setdefault(chunk.article_id, []).append(chunk)
-        if not others:
+                if chunk.category not in categories:
+                    elsewhere.setdefault(chunk.article_id, []).append(chunk)
+        candidates = elsewhere or others
+        if not candidates:
             return []
-        article = self._rng.choice(sorted(others))
-        return sorted(others[article], key=lambda c: c.index)[:2]
+        article = self._rng.choice(sorted(candidates))
+        return sorted(candidates[article], key=lambda c: c.index)[:2]
 
     async def close(self) -> None:
         if self.openai is not None:
