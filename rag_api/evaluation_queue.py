@@ -123,6 +123,10 @@ class EvaluatorProcess:
         """Spawn the child now (it imports the scorer, a few seconds) rather than on the first answer."""
         self._executor()
 
+    def started(self) -> concurrent.futures.Future[int]:
+        """Done once the current child has started (spawning one if there is none)."""
+        return self._executor()[1]
+
     def score(self, question: str, contexts: list[str], answer: str) -> Scores:
         """Blocking. The child's start-up (imports) has STARTUP_SECONDS, each evaluation `timeout` seconds:
         a child that misses either is killed and replaced."""
@@ -244,6 +248,7 @@ class EvaluationQueue:
             self._threads = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.concurrency, thread_name_prefix="evaluation"
             )
+        await self._evaluator_started()
         attempt = _Attempt()
         running = asyncio.get_running_loop().run_in_executor(self._threads, self.score, job, attempt)
         try:
@@ -253,6 +258,17 @@ class EvaluationQueue:
             if attempt.settle():
                 self._record_timeout(message)
             return None, message
+
+    async def _evaluator_started(self) -> None:
+        """An evaluator child still starting (imports: seconds, a minute on a starved machine) is waited for
+        apart, up to STARTUP_SECONDS: its start-up does not count against the evaluation timeout."""
+        if not isinstance(self.evaluator, EvaluatorProcess):
+            return
+        started = self.evaluator.started()
+        if not started.done():
+            # shield: a caller giving up must not cancel the start-up that other callers wait for
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(started)), STARTUP_SECONDS)
 
     # -- consumer side -----------------------------------------------------------------------------------
     async def _run(self) -> None:
