@@ -143,6 +143,8 @@ class EvaluatorProcess:
         except concurrent.futures.process.BrokenProcessPool as exc:
             self._discard(pool)
             raise EvaluationError(f"the evaluator process died: {exc}") from exc
+        except concurrent.futures.CancelledError as exc:  # another caller replaced the child meanwhile
+            raise EvaluationError("the evaluator process was replaced") from exc
         return Scores(*values)
 
     def close(self) -> None:
