@@ -24,6 +24,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,7 @@ class EvaluatorProcess:
         )
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._started: concurrent.futures.Future[int] | None = None  # done once the child has started
+        self._hung: weakref.WeakSet[concurrent.futures.ProcessPoolExecutor] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def _executor(self) -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[int]]:
@@ -135,16 +137,17 @@ class EvaluatorProcess:
             started.result(timeout=STARTUP_SECONDS)
             values = pool.submit(_child_score, question, contexts, answer).result(timeout=self.timeout)
         except TimeoutError as exc:
+            self._hung.add(pool)
             self._discard(pool)  # hung (or far too slow): the next evaluation gets a new child
             self.start()
             raise EvaluationTimeout(
-                f"the evaluator process did not answer within {self.timeout:g} s"
+                f"evaluation timed out: the evaluator process did not answer within {self.timeout:g} s"
             ) from exc
-        except concurrent.futures.process.BrokenProcessPool as exc:
+        except (concurrent.futures.process.BrokenProcessPool, concurrent.futures.CancelledError) as exc:
+            if pool in self._hung:  # another caller found the child hung and killed it
+                raise EvaluationTimeout("evaluation timed out: the evaluator process hung") from exc
             self._discard(pool)
-            raise EvaluationError(f"the evaluator process died: {exc}") from exc
-        except concurrent.futures.CancelledError as exc:  # another caller replaced the child meanwhile
-            raise EvaluationError("the evaluator process was replaced") from exc
+            raise EvaluationError(f"the evaluator process died: {exc or type(exc).__name__}") from exc
         return Scores(*values)
 
     def close(self) -> None:
