@@ -80,6 +80,11 @@ class RAGSettings(LabSettings):
     # Score in one low-priority child process (the scorer is CPU-heavy Python: in a thread it would hold
     # the GIL against /chat). False: score in a thread of the service process.
     evaluation_in_process: bool = True
+    # An evaluation not done after this long is abandoned (counted as failed and as a timeout) and a hung
+    # evaluator child is replaced. Evaluations wait in `evaluation_concurrency` threads of their own, so a
+    # hung scorer never holds up retrieval. The six or so judge calls of an OpenAI evaluation fit in 30 s.
+    evaluation_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    evaluation_concurrency: int = Field(default=2, ge=1, le=32)
 
     # Query-embedding drift against the in-domain reference questions.
     reference_queries_path: Path = DEFAULT_REFERENCE_QUERIES
