@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from lab_common.endpoints import default_port
 from lab_common.settings import LabSettings
+from monitoring.contract import threshold
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_KNOWLEDGE_DIR = PACKAGE_DIR / "knowledge"
@@ -91,7 +92,8 @@ class RAGSettings(LabSettings):
     drift_window_size: int = Field(default=50, ge=5, le=10_000)
     drift_min_samples: int = Field(default=10, ge=1, le=10_000)
     # The score is the share of recent queries unlike every reference question; above this = drifted.
-    drift_threshold: float = Field(default=0.3, gt=0, le=1)
+    # "drifted" on /drift/status and the alert agree: the threshold is the monitoring contract's.
+    drift_threshold: float = Field(default_factory=lambda: threshold("LLMEmbeddingDrift"), gt=0, le=1)
     # A query is "unlike" the reference when its novelty exceeds this quantile of the reference's own.
     drift_outlier_quantile: float = Field(default=0.95, gt=0.5, lt=1)
 
