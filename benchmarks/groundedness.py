@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rag_api import scoring
     from rag_api.evaluation import build_evaluator, evaluator_from_env, read_rows, score_rows
+    from rag_api.text import words
 
     rows = read_rows(args.data)
     if args.limit:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         data["label"].append(int(row["label"]))
         data["ours"].append(1.0 - record["groundedness"])
         data["baseline"].append(1.0 - scoring.token_overlap_baseline(row["context"], row["answer"]))
-        data["length"].append(len(scoring.words(row["answer"])))
+        data["length"].append(len(words(row["answer"])))
         data["seconds"].append(elapsed)
         data["half"].append(int(hashlib.md5(str(row["id"]).encode()).hexdigest(), 16) % 2)
 

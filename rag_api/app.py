@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from lab_common.app import create_service_app
+from lab_common.app import ErrorBody, create_service_app
 from lab_common.faults import FaultRegistry, require_admin
 from lab_common.logging import setup_logging
 from rag_api import __version__, metrics
@@ -19,11 +19,25 @@ from rag_api.safety.chain import SafetyBlocked
 from rag_api.schemas import ChatRequest, ChatResponse, InferenceRecord
 from rag_api.service import FAULTS, RAGService
 from rag_api.settings import RAGSettings
-from rag_api.store import StoreUnavailable
+from rag_api.store import KnowledgeError, StoreUnavailable
 
 
 def _unavailable(exc: StoreUnavailable) -> JSONResponse:
     return JSONResponse({"detail": f"knowledge base unavailable: {exc}"}, status_code=503)
+
+
+RELOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The knowledge directory is missing or holds no article", "model": ErrorBody},
+    422: {"description": "An article cannot be read: the field is its file name"},
+}
+
+
+def _refused(exc: KnowledgeError) -> JSONResponse:
+    """A bad article is a 422 like every other in the lab, its file name as the field."""
+    if exc.file is None:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    error = {"field": exc.file, "message": exc.reason, "type": "invalid_article"}
+    return JSONResponse({"detail": [error]}, status_code=exc.status)
 
 
 def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | None = None) -> FastAPI:
@@ -80,12 +94,15 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
         except StoreUnavailable as exc:
             return _unavailable(exc)
 
-    @app.post("/knowledge/reload", tags=["knowledge"], dependencies=[admin])
+    @app.post("/knowledge/reload", tags=["knowledge"], dependencies=[admin], responses=RELOAD_ERRORS)
     async def knowledge_reload() -> Any:
+        """Both refusals keep the collection as it was."""
         try:
             return await rag.reload()
         except StoreUnavailable as exc:
             return _unavailable(exc)
+        except KnowledgeError as exc:
+            return _refused(exc)
 
     @app.get("/drift/embedding", tags=["drift"])
     def embedding_drift() -> dict[str, Any]:

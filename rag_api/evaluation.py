@@ -32,19 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag_api.text import clamp01
+
 SCORE_FIELDS = ("groundedness", "context_relevance", "answer_relevance")
 UNPARSABLE_SCORE = -1.0  # TruLens's sentinel for a judge reply it could not read
 
 
 class EvaluationError(Exception):
     """The answer could not be scored (judge unreachable, unparseable reply, nothing to score...)."""
-
-
-def _clamp(value: float, name: str) -> float:
-    value = float(value)
-    if math.isnan(value):
-        raise EvaluationError(f"{name} is NaN")
-    return min(1.0, max(0.0, value))
 
 
 @dataclass(frozen=True)
@@ -54,8 +49,12 @@ class Scores:
     answer_relevance: float
 
     def __post_init__(self) -> None:
+        """Clamped to [0, 1] whoever built them (the scorer, a judge, the child process); NaN is refused."""
         for name in SCORE_FIELDS:
-            object.__setattr__(self, name, _clamp(getattr(self, name), name))
+            try:
+                object.__setattr__(self, name, clamp01(getattr(self, name)))
+            except (TypeError, ValueError) as exc:
+                raise EvaluationError(f"{name} is not a score: {getattr(self, name)!r}") from exc
 
     @property
     def hallucination(self) -> float:
@@ -186,16 +185,33 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _contexts(value: Any) -> list[str]:
-    return [str(c) for c in value] if isinstance(value, list) else [str(value)]
+def _text(value: Any, field: str) -> str:
+    """A field's text; numbers read as their digits. null, booleans, objects and lists are reported, not
+    scored as the words "None", "True" or "{...}"."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    kind = "null" if value is None else type(value).__name__
+    raise EvaluationError(f"field {field!r} is {kind}, not text")
+
+
+def _inputs(row: dict[str, Any]) -> tuple[str, list[str], str]:
+    """(question, contexts, answer) of a row; `context` is one text or a list of texts."""
+    context = row["context"]
+    contexts = (
+        [_text(c, "context") for c in context] if isinstance(context, list) else [_text(context, "context")]
+    )
+    return _text(row["question"], "question"), contexts, _text(row["answer"], "answer")
 
 
 def score_rows(rows: Iterable[dict[str, Any]], evaluator: Evaluator) -> Iterator[dict[str, Any]]:
-    """One output record per input row, in order: the three scores, or nulls and `error` on failure."""
+    """One output record per input row, in order: the three scores, or nulls and `error` on failure (a null
+    or non-text field included)."""
     for row in rows:
         out: dict[str, Any] = {"id": row["id"]}
         try:
-            scores = evaluator.score(str(row["question"]), _contexts(row["context"]), str(row["answer"]))
+            scores = evaluator.score(*_inputs(row))
         except EvaluationError as exc:
             out.update(dict.fromkeys(SCORE_FIELDS))
             out["error"] = str(exc)

@@ -5,6 +5,12 @@ and CPU-heavy (mostly pure Python: it would hold the GIL against the request pat
 one child process at a lower CPU priority (`EvaluatorProcess`); an evaluator object handed in directly runs
 in a thread. A failed evaluation is counted as `failed` and records no score: a made-up 0 would look like a
 terrible answer.
+
+Evaluations wait in threads of their own (`concurrency` of them), never in the default executor that
+retrieval uses, and give up after `timeout` seconds: a hung scorer costs `evaluate=sync` callers at most the
+timeout and never holds up other requests. A timeout counts as `failed` and in
+`llm_evaluation_timeouts_total`; `llm_evaluation_stuck` (and /ready's `evaluation`) says that the last
+evaluation timed out. A hung child process is killed and replaced.
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import math
 import multiprocessing
 import os
 import random
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +42,26 @@ class EvaluationJob:
     answer: str
 
 
-def _clamp(value: float, name: str) -> float:
-    value = float(value)
-    if math.isnan(value):
-        raise EvaluationError(f"the evaluator returned NaN for {name}")
-    return min(1.0, max(0.0, value))
+class EvaluationTimeout(EvaluationError):
+    """The evaluator did not answer within the timeout."""
+
+
+class _Attempt:
+    """One evaluation's outcome is recorded once: by its scoring thread or its timeout, whichever is first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = False
+
+    def settle(self) -> bool:
+        """True for the first caller only."""
+        with self._lock:
+            first, self._settled = not self._settled, True
+            return first
 
 
 _child_evaluator: Evaluator | None = None
+STARTUP_SECONDS = 120.0  # the child imports TruLens and the scorer: seconds, or a minute on a starved machine
 
 
 def _die_with_parent() -> None:
@@ -77,49 +95,79 @@ class EvaluatorProcess:
     Created lazily and recreated when the child dies. `score` is blocking, like any Evaluator.
     """
 
-    def __init__(self, evaluator_kwargs: dict[str, Any], *, niceness: int = 10) -> None:
+    def __init__(
+        self, evaluator_kwargs: dict[str, Any], *, niceness: int = 10, timeout: float = 30.0
+    ) -> None:
         self.evaluator_kwargs = evaluator_kwargs
         self.niceness = niceness
+        self.timeout = timeout
         self.provider_name = (
             "openai" if evaluator_kwargs.get("api_key") or evaluator_kwargs.get("base_url") else "offline"
         )
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._started: concurrent.futures.Future[int] | None = None  # done once the child has started
+        self._hung: weakref.WeakSet[concurrent.futures.ProcessPoolExecutor] = weakref.WeakSet()
         self._lock = threading.Lock()
 
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+    def _executor(self) -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[int]]:
         with self._lock:
-            if self._pool is None:
+            if self._pool is None or self._started is None:
                 self._pool = concurrent.futures.ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded server
                     initializer=_child_init,
                     initargs=(self.evaluator_kwargs, self.niceness),
                 )
-            return self._pool
+                self._started = self._pool.submit(int)
+            return self._pool, self._started
 
     def start(self) -> None:
         """Spawn the child now (it imports the scorer, a few seconds) rather than on the first answer."""
-        self._executor().submit(int)
+        self._executor()
+
+    def started(self) -> concurrent.futures.Future[int]:
+        """Done once the current child has started (spawning one if there is none)."""
+        return self._executor()[1]
 
     def score(self, question: str, contexts: list[str], answer: str) -> Scores:
+        """Blocking. The child's start-up (imports) has STARTUP_SECONDS, each evaluation `timeout` seconds:
+        a child that misses either is killed and replaced."""
+        pool, started = self._executor()
         try:
-            values = self._executor().submit(_child_score, question, contexts, answer).result()
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            with self._lock:
-                self._pool = None  # the next evaluation starts a new child
-            raise EvaluationError(f"the evaluator process died: {exc}") from exc
+            started.result(timeout=STARTUP_SECONDS)
+            values = pool.submit(_child_score, question, contexts, answer).result(timeout=self.timeout)
+        except TimeoutError as exc:
+            self._hung.add(pool)
+            self._discard(pool)  # hung (or far too slow): the next evaluation gets a new child
+            self.start()
+            raise EvaluationTimeout(
+                f"evaluation timed out: the evaluator process did not answer within {self.timeout:g} s"
+            ) from exc
+        except (concurrent.futures.process.BrokenProcessPool, concurrent.futures.CancelledError) as exc:
+            if pool in self._hung:  # another caller found the child hung and killed it
+                raise EvaluationTimeout("evaluation timed out: the evaluator process hung") from exc
+            self._discard(pool)
+            raise EvaluationError(f"the evaluator process died: {exc or type(exc).__name__}") from exc
         return Scores(*values)
 
     def close(self) -> None:
         """Stop now: a running evaluation is abandoned (its caller gets EvaluationError), none awaited."""
         with self._lock:
-            pool, self._pool = self._pool, None
+            pool = self._pool
         if pool is not None:
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                with contextlib.suppress(Exception):
-                    process.terminate()
+            self._discard(pool)
+
+    def _discard(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Forget `pool` (if still current) and kill its child: SIGKILL, since a stopped child ignores SIGTERM
+        until it is continued."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = self._started = None
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.kill()
 
 
 class EvaluationQueue:
@@ -131,15 +179,21 @@ class EvaluationQueue:
         sample_rate: float,
         faults: FaultRegistry | None = None,
         rng: random.Random | None = None,
+        timeout: float = 30.0,
+        concurrency: int = 2,
     ) -> None:
         self.evaluator = evaluator
         self.provider = evaluator.provider_name
         self.size = size
         self.sample_rate = sample_rate
         self.faults = faults
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.stuck = False  # the last evaluation that ended timed out
         self._rng = rng or random.Random()
         self._queue: asyncio.Queue[EvaluationJob] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- lifecycle (inside the running event loop) -----------------------------------------------------
     def start(self) -> None:
@@ -148,6 +202,7 @@ class EvaluationQueue:
         self._queue = asyncio.Queue(maxsize=self.size)
         self._worker = asyncio.create_task(self._run(), name="evaluation-worker")
         metrics.EVALUATION_QUEUE_DEPTH.set(0)
+        metrics.EVALUATION_STUCK.set(0)
 
     async def stop(self) -> None:
         if self._worker is not None:
@@ -157,6 +212,9 @@ class EvaluationQueue:
             self._worker = None
         if isinstance(self.evaluator, EvaluatorProcess):
             self.evaluator.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)  # a hung scorer thread is not waited for
+            self._threads = None
         metrics.EVALUATION_QUEUE_DEPTH.set(0)
 
     @property
@@ -185,8 +243,37 @@ class EvaluationQueue:
         return "queued"
 
     async def score_inline(self, job: EvaluationJob) -> tuple[Scores | None, str | None]:
-        """Score now (in a thread), recording the metrics as the worker would: `evaluate=sync`."""
-        return await asyncio.to_thread(self.score, job)
+        """Score now, recording the metrics as the worker would: `evaluate=sync`. Waits `timeout` at most."""
+        return await self._score_bounded(job)
+
+    async def _score_bounded(self, job: EvaluationJob) -> tuple[Scores | None, str | None]:
+        """`score` in the evaluation threads; after `timeout` seconds the caller gets a timeout, and what the
+        scorer returns later is discarded (a job still waiting for a thread never starts)."""
+        if self._threads is None:
+            self._threads = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix="evaluation"
+            )
+        await self._evaluator_started()
+        attempt = _Attempt()
+        running = asyncio.get_running_loop().run_in_executor(self._threads, self.score, job, attempt)
+        try:
+            return await asyncio.wait_for(running, self.timeout)
+        except TimeoutError:
+            message = f"evaluation timed out after {self.timeout:g} s"
+            if attempt.settle():
+                self._record_timeout(message)
+            return None, message
+
+    async def _evaluator_started(self) -> None:
+        """An evaluator child still starting (imports: seconds, a minute on a starved machine) is waited for
+        apart, up to STARTUP_SECONDS: its start-up does not count against the evaluation timeout."""
+        if not isinstance(self.evaluator, EvaluatorProcess):
+            return
+        started = self.evaluator.started()
+        if not started.done():
+            # shield: a caller giving up must not cancel the start-up that other callers wait for
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(started)), STARTUP_SECONDS)
 
     # -- consumer side -----------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -195,33 +282,52 @@ class EvaluationQueue:
             job = await self._queue.get()
             metrics.EVALUATION_QUEUE_DEPTH.set(self._queue.qsize())
             try:
-                await asyncio.to_thread(self.score, job)
+                await self._score_bounded(job)
             except Exception:  # score() records failures itself; this guards the worker's life
                 log.exception("evaluation worker error")
             finally:
                 self._queue.task_done()
                 metrics.EVALUATION_QUEUE_DEPTH.set(self._queue.qsize())
 
-    def score(self, job: EvaluationJob) -> tuple[Scores | None, str | None]:
-        """Blocking: score one answer and record it. Returns (scores, None) or (None, error)."""
+    def score(self, job: EvaluationJob, attempt: _Attempt | None = None) -> tuple[Scores | None, str | None]:
+        """Blocking: score one answer and record it. Returns (scores, None) or (None, error). Nothing is
+        recorded when `attempt` was already settled (its caller timed out and counted it)."""
+        attempt = attempt or _Attempt()
         start = time.perf_counter()
         try:
             if self.faults is not None and self.faults.fires("evaluation_failure", self._rng):
                 raise EvaluationError("injected evaluation failure (fault evaluation_failure)")
             raw = self.evaluator.score(job.question, job.contexts, job.answer)
-            scores = Scores(
-                groundedness=_clamp(raw.groundedness, "groundedness"),
-                context_relevance=_clamp(raw.context_relevance, "context_relevance"),
-                answer_relevance=_clamp(raw.answer_relevance, "answer_relevance"),
-            )
+            # Re-built, hence re-clamped: an evaluator handed in may return any object with these fields.
+            scores = Scores(raw.groundedness, raw.context_relevance, raw.answer_relevance)
+        except EvaluationTimeout as exc:
+            if attempt.settle():
+                self._record_timeout(str(exc))
+            return None, str(exc)
         except Exception as exc:  # any scorer failure: counted, and no score recorded
-            metrics.EVALUATIONS.labels("failed").inc()
-            log.warning("evaluation failed: %s", exc)
+            if attempt.settle():
+                metrics.EVALUATIONS.labels("failed").inc()
+                log.warning("evaluation failed: %s", exc)
             return None, str(exc) or type(exc).__name__
-        metrics.EVALUATION_DURATION.labels(self.provider).observe(time.perf_counter() - start)
+        if attempt.settle():
+            self._set_stuck(False)
+            self._record(scores, time.perf_counter() - start)
+        return scores, None
+
+    def _record(self, scores: Scores, seconds: float) -> None:
+        metrics.EVALUATION_DURATION.labels(self.provider).observe(seconds)
         metrics.GROUNDEDNESS.observe(scores.groundedness)
         metrics.HALLUCINATION.observe(1.0 - scores.groundedness)
         metrics.CONTEXT_RELEVANCE.observe(scores.context_relevance)
         metrics.ANSWER_RELEVANCE.observe(scores.answer_relevance)
         metrics.EVALUATIONS.labels("ok").inc()
-        return scores, None
+
+    def _record_timeout(self, message: str) -> None:
+        metrics.EVALUATIONS.labels("failed").inc()
+        metrics.EVALUATION_TIMEOUTS.inc()
+        self._set_stuck(True)
+        log.warning("%s", message)
+
+    def _set_stuck(self, stuck: bool) -> None:
+        self.stuck = stuck
+        metrics.EVALUATION_STUCK.set(1 if stuck else 0)

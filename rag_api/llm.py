@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ import numpy as np
 
 from lab_common.faults import FaultRegistry
 from rag_api import metrics
-from rag_api.embeddings import MiniLMEmbedder
 from rag_api.settings import RAGSettings
-from rag_api.store import RetrievedChunk, split_sentences
+from rag_api.store import RetrievedChunk
+from rag_api.text import EmbeddingCache, content_words, sentences, stem
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +36,8 @@ SYSTEM_PROMPT = (
     "passages you used in square brackets, for example [How to reset your password]."
 )
 
-_WORD = re.compile(r"[a-z0-9]+")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
-_STOPWORDS = frozenset(
-    """
-    a an and are as at be by can do does for from how i if in is it its me my no not of on or our so that the
-    their there this to was we what when where which who why will with you your
-    """.split()  # noqa: SIM905 - a word list reads better as text
-)
 
 
 @dataclass(frozen=True)
@@ -64,17 +56,8 @@ class GenerationError(Exception):
 
 
 def _terms(text: str) -> set[str]:
-    """Content words, crudely stemmed (plural/verb endings) so that "resets" meets "reset"."""
-    terms = set()
-    for word in _WORD.findall(text.lower()):
-        if word in _STOPWORDS or len(word) < 2:
-            continue
-        for suffix in ("ing", "ed", "es", "s"):
-            if len(word) > len(suffix) + 3 and word.endswith(suffix):
-                word = word[: -len(suffix)]
-                break
-        terms.add(word)
-    return terms
+    """Stemmed content words, so that "resets" meets "reset"."""
+    return {stem(w) for w in content_words(text)}
 
 
 @dataclass(frozen=True)
@@ -90,77 +73,44 @@ def context_sentences(chunks: list[RetrievedChunk]) -> list[_Sentence]:
     for chunk in chunks:
         article_rank.setdefault(chunk.article_id, len(article_rank))
     seen: set[str] = set()
-    sentences: list[_Sentence] = []
+    found: list[_Sentence] = []
     for chunk in chunks:
         position = 0
         for line in chunk.text.splitlines():
             if not line.strip() or line.startswith("#"):
                 continue
-            for sentence in split_sentences(_LIST_MARKER.sub("", line)):
+            for sentence in sentences(_LIST_MARKER.sub("", line), prose=True):
                 position += 1
                 if len(sentence) < 12 or sentence in seen:
                     continue
                 seen.add(sentence)
-                sentences.append(
+                found.append(
                     _Sentence(sentence, chunk, (article_rank[chunk.article_id], chunk.index, position))
                 )
-    return sentences
-
-
-class SentenceEmbeddings:
-    """Embeddings of knowledge sentences, cached: the corpus is fixed, so each sentence is embedded once."""
-
-    def __init__(self, embedder: MiniLMEmbedder, max_entries: int = 50_000) -> None:
-        self._embedder = embedder
-        self._cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
-        self._max_entries = max_entries
-
-    def missing(self, texts: list[str]) -> list[str]:
-        with self._lock:
-            return [t for t in dict.fromkeys(texts) if t not in self._cache]
-
-    def warm(self, texts: list[str]) -> int:
-        """Embed the texts not cached yet (shortest first: less padding). Returns how many were embedded."""
-        missing = sorted(self.missing(texts), key=len)
-        if missing:
-            self.get(missing)
-        return len(missing)
-
-    def get(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            vectors = self._embedder.embed(missing)
-            with self._lock:
-                if len(self._cache) + len(missing) > self._max_entries:
-                    self._cache.clear()
-                self._cache.update(zip(missing, vectors, strict=True))
-        with self._lock:
-            return np.vstack([self._cache[t] for t in texts])
+    return found
 
 
 class OfflineGenerator:
     """Extractive, deterministic answers from the retrieved chunks."""
 
-    def __init__(self, sentence_embeddings: SentenceEmbeddings, max_sentences: int, max_chars: int) -> None:
+    def __init__(self, sentence_embeddings: EmbeddingCache, max_sentences: int, max_chars: int) -> None:
         self.sentence_embeddings = sentence_embeddings
         self.max_sentences = max_sentences
         self.max_chars = max_chars
 
     def select(self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]) -> list[_Sentence]:
-        sentences = context_sentences(chunks)
-        if not sentences:
+        candidates = context_sentences(chunks)
+        if not candidates:
             return []
-        vectors = self.sentence_embeddings.get([s.text for s in sentences])
+        vectors = self.sentence_embeddings.embed([s.text for s in candidates])
         meaning = vectors @ np.asarray(query_vector, dtype=np.float32)
         query_terms = _terms(query)
         scores = []
-        for sentence, cosine in zip(sentences, meaning, strict=True):
+        for sentence, cosine in zip(candidates, meaning, strict=True):
             overlap = len(query_terms & _terms(sentence.text)) / len(query_terms) if query_terms else 0.0
             # Meaning first, shared words next, and a little trust in how close the whole chunk was.
             scores.append(float(cosine) + 0.3 * overlap + 0.1 * (1.0 - sentence.chunk.distance))
-        ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], sentences[i].order))
+        ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].order))
         best = scores[ranked[0]]
         chosen: list[int] = []
         length = 0
@@ -171,11 +121,11 @@ class OfflineGenerator:
                 len(chosen) >= 2 and scores[i] < best - 0.15
             ):  # 2 sentences always, more only if nearly as good
                 break
-            if chosen and length + len(sentences[i].text) > self.max_chars:
+            if chosen and length + len(candidates[i].text) > self.max_chars:
                 continue
             chosen.append(i)
-            length += len(sentences[i].text) + 1
-        return sorted((sentences[i] for i in chosen), key=lambda s: s.order)
+            length += len(candidates[i].text) + 1
+        return sorted((candidates[i] for i in chosen), key=lambda s: s.order)
 
     def generate(self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]) -> str:
         selected = self.select(query, query_vector, chunks)
@@ -268,7 +218,7 @@ class AnswerGenerator:
         self,
         settings: RAGSettings,
         faults: FaultRegistry,
-        sentence_embeddings: SentenceEmbeddings,
+        sentence_embeddings: EmbeddingCache,
         corpus: Callable[[], list[RetrievedChunk]],
         canary: str = "",
     ) -> None:
@@ -346,15 +296,23 @@ class AnswerGenerator:
         metrics.COST.labels(model).inc(cost)
 
     def _unrelated_chunks(self, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
+        """The first chunks of a random article of another category than the retrieved ones (of another
+        article at least): an article on the same topic (account lockout for a password question) repeats
+        enough of the retrieved text to pass as grounded."""
         retrieved = {c.article_id for c in chunks}
+        categories = {c.category for c in chunks}
         others: dict[str, list[RetrievedChunk]] = {}
+        elsewhere: dict[str, list[RetrievedChunk]] = {}
         for chunk in self.corpus():
             if chunk.article_id not in retrieved:
                 others.setdefault(chunk.article_id, []).append(chunk)
-        if not others:
+                if chunk.category not in categories:
+                    elsewhere.setdefault(chunk.article_id, []).append(chunk)
+        candidates = elsewhere or others
+        if not candidates:
             return []
-        article = self._rng.choice(sorted(others))
-        return sorted(others[article], key=lambda c: c.index)[:2]
+        article = self._rng.choice(sorted(candidates))
+        return sorted(candidates[article], key=lambda c: c.index)[:2]
 
     async def close(self) -> None:
         if self.openai is not None:

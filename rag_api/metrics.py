@@ -51,6 +51,14 @@ EVALUATION_QUEUE_DEPTH = Gauge(
     "llm_evaluation_queue_depth", "Answers waiting to be scored.", multiprocess_mode="livesum"
 )
 EVALUATIONS = Counter("llm_evaluations", "Evaluation outcomes (dropped: the queue was full).", ["result"])
+EVALUATION_TIMEOUTS = Counter(
+    "llm_evaluation_timeouts", "Evaluations abandoned after the timeout (also counted as failed)."
+)
+EVALUATION_STUCK = Gauge(
+    "llm_evaluation_stuck",
+    "1 while the last evaluation that ended timed out, else 0.",
+    multiprocess_mode="livemax",
+)
 EMBEDDING_DRIFT = Gauge(
     "llm_embedding_drift_score",
     "Query-embedding drift: share of recent queries unlike the in-domain reference questions.",

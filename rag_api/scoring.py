@@ -26,54 +26,31 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-_WORD = re.compile(r"[a-z0-9]+")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+from rag_api.text import (
+    FUNCTION_WORDS,
+    EmbeddingCache,
+    clamp01,
+    content_words,
+    sentences,
+    stem,
+    words,
+)
 
-# Only pure function words: conversational words ("think", "love", "guess") stay, because in dialogue an
-# opinion or anecdote the passage does not state is exactly the unattributable content we must notice.
-_FUNCTION_WORDS = """a an the and or but of to in on at for with by from is are was were be been it this that
-i you he she we they my your his her its our their me him them as so do does did not no yes"""
-FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 # Answer particles that assert or deny without stating anything checkable.
 _POLAR = frozenset(["yes", "no", "yeah", "yep", "nope"])
 _FIRST_PERSON = frozenset(["i", "me", "my", "mine", "myself", "we", "us", "our", "ours"])
 _APOSTROPHE = re.compile("['\u2019]")  # I'm / I\u2019m
 _SENTENCE_END = re.compile(r"[.!?:;]")
 _CASED_WORD = re.compile("[A-Za-z]+(?:['\u2019][A-Za-z]+)?")
-_PREFIX = 5  # letters a word and its context match on: "garments" ~ "garment", "varies" ~ "vary"
-# For relevance, conversational filler carries no topic either.
-_FILLER = """what which who whom whose when where why how is there any can could would should will about
-tell me know think like really just also some much many more most other please"""
-_TOPIC_STOP = FUNCTION_WORDS | frozenset(_FILLER.split())
 
 # MiniLM cosine between unrelated English texts sits around 0-0.15, between a question and a passage that
 # answers it around 0.45-0.8: map [_COS_FLOOR, _COS_CEIL] linearly onto [0, 1].
 _COS_FLOOR = 0.10
 _COS_CEIL = 0.65
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def sentences(text: str) -> list[str]:
-    parts = (p.strip() for p in _SENTENCE.split(text))
-    return [p for p in parts if _WORD.search(p.lower())]
-
-
-def _clamp01(value: float) -> float:
-    return float(min(1.0, max(0.0, value)))
-
-
-def _key(token: str) -> str:
-    """A word's matching key: its first _PREFIX letters (a crude stemmer: plural/tense endings fall away)."""
-    return token[:_PREFIX]
 
 
 def first_person(text: str) -> set[str]:
@@ -120,11 +97,11 @@ class ContextIndex:
         self.pairs: set[tuple[str, str]] = set()
         self.first_person: set[str] = set()
         for text in contexts:
-            keys = [_key(t) for t in words(text)]
+            keys = [stem(t) for t in words(text)]
             self.vocabulary.update(keys)
             self.pairs.update(itertools.pairwise(keys))
             self.first_person |= first_person(text)
-        self.question_pairs = set(itertools.pairwise(_key(t) for t in words(question)))
+        self.question_pairs = set(itertools.pairwise(stem(t) for t in words(question)))
 
     def support(self, sentence: str, *, echo_allowed: bool = False) -> SentenceSupport | None:
         """None when the sentence makes no checkable claim (no words, or only yes/no particles).
@@ -132,7 +109,7 @@ class ContextIndex:
         tokens = [t for t in words(sentence) if t not in _POLAR]
         if not tokens:
             return None
-        keys = [_key(t) for t in tokens]
+        keys = [stem(t) for t in tokens]
         missing = [k not in self.vocabulary for k in keys]
         unsupported_words = sum(missing) / len(keys)
         content = [m for t, m in zip(tokens, missing, strict=True) if t not in FUNCTION_WORDS]
@@ -170,7 +147,7 @@ def groundedness(contexts: list[str], answer: str, question: str = "") -> tuple[
         return 1.0, []
     total = sum(s.words for s in detail)
     unsupported = sum(s.unsupported * s.words for s in detail) / total
-    return _clamp01(1.0 - unsupported), detail
+    return clamp01(1.0 - unsupported), detail
 
 
 def token_overlap_baseline(context: str, answer: str) -> float:
@@ -184,32 +161,14 @@ def token_overlap_baseline(context: str, answer: str) -> float:
     return sum(w in vocabulary for w in content) / len(content)
 
 
-class EmbeddingCache:
-    """Bounded text → unit-vector cache: the three metrics of one answer embed the same texts."""
+def _embed(texts: list[str]) -> np.ndarray:
+    from rag_api.embeddings import get_embedder  # imports Chroma's types: only once something is embedded
 
-    def __init__(self, maxsize: int = 2048) -> None:
-        self._maxsize = maxsize
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        from rag_api.embeddings import get_embedder
-
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._items))
-        if missing:
-            vectors = get_embedder().embed(missing)
-            with self._lock:
-                for text, vector in zip(missing, vectors, strict=True):
-                    self._items[text] = vector
-                    self._items.move_to_end(text)
-                while len(self._items) > self._maxsize:
-                    self._items.popitem(last=False)
-        with self._lock:
-            return np.vstack([self._items[t] for t in texts])
+    return get_embedder().embed(texts)
 
 
-_CACHE = EmbeddingCache()
+# The three metrics of one answer embed the same texts.
+_CACHE = EmbeddingCache(_embed, maxsize=2048)
 
 
 def semantic_similarity(a: str, b: str) -> float:
@@ -218,11 +177,7 @@ def semantic_similarity(a: str, b: str) -> float:
         return 0.0
     va, vb = _CACHE.embed([a, b])
     cosine = float(np.dot(va, vb))
-    return _clamp01((cosine - _COS_FLOOR) / (_COS_CEIL - _COS_FLOOR))
-
-
-def _topic_words(text: str) -> set[str]:
-    return {w for w in words(text) if w not in _TOPIC_STOP}
+    return clamp01((cosine - _COS_FLOOR) / (_COS_CEIL - _COS_FLOOR))
 
 
 _WINDOW_WORDS = 60
@@ -256,10 +211,10 @@ def context_relevance(question: str, context: str) -> float:
         return 0.0
     vectors = _CACHE.embed([question, *(_windows(context) or [context])])
     cosines = vectors[1:] @ vectors[0]
-    semantic = _clamp01((float(cosines.max()) - _COS_FLOOR) / (_COS_CEIL - _COS_FLOOR))
-    topic = _topic_words(question)
+    semantic = clamp01((float(cosines.max()) - _COS_FLOOR) / (_COS_CEIL - _COS_FLOOR))
+    topic = content_words(question)
     lexical = len(topic & set(words(context))) / len(topic) if topic else semantic
-    return _clamp01(0.75 * semantic + 0.25 * lexical)
+    return clamp01(0.75 * semantic + 0.25 * lexical)
 
 
 def answer_relevance(question: str, answer: str) -> float:
@@ -268,6 +223,6 @@ def answer_relevance(question: str, answer: str) -> float:
     if not question.strip() or not answer.strip():
         return 0.0
     semantic = semantic_similarity(question, answer)
-    topic = _topic_words(question)
+    topic = content_words(question)
     lexical = len(topic & set(words(answer))) / len(topic) if topic else semantic
-    return _clamp01(0.8 * semantic + 0.2 * lexical)
+    return clamp01(0.8 * semantic + 0.2 * lexical)

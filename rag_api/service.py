@@ -22,13 +22,14 @@ from rag_api.drift import EmbeddingDriftMonitor, build_drift_monitor
 from rag_api.embeddings import get_embedder
 from rag_api.evaluation import Evaluator, build_evaluator
 from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorProcess
-from rag_api.llm import AnswerGenerator, SentenceEmbeddings, context_sentences
+from rag_api.llm import AnswerGenerator, context_sentences
 from rag_api.safety.chain import SafetyBlocked, SafetyChain, Verdict
 from rag_api.safety.faults import FAULTS as SAFETY_FAULTS
 from rag_api.safety.faults import apply_leak_faults
 from rag_api.schemas import ChatRequest, InferenceRecord
 from rag_api.settings import RAGSettings
-from rag_api.store import KnowledgeStore, RetrievedChunk, StoreUnavailable
+from rag_api.store import KnowledgeError, KnowledgeStore, RetrievedChunk, StoreUnavailable
+from rag_api.text import EmbeddingCache
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class RAGService:
         self.faults = faults
         self.embedder = get_embedder()
         self.store = KnowledgeStore(settings)
-        self.sentences = SentenceEmbeddings(self.embedder)
+        # The corpus is fixed: each knowledge sentence is embedded once (bounded for a huge knowledge base).
+        self.sentences = EmbeddingCache(self.embedder.embed, maxsize=50_000)
         self.safety = SafetyChain(settings.safety, faults=faults)
         self.generator = AnswerGenerator(
             settings, faults, self.sentences, self.store.corpus, canary=self.safety.canary
@@ -74,7 +76,7 @@ class RAGService:
         if evaluator is not None:
             self.evaluator = evaluator
         elif settings.evaluation_in_process:
-            self.evaluator = EvaluatorProcess(evaluator_kwargs)
+            self.evaluator = EvaluatorProcess(evaluator_kwargs, timeout=settings.evaluation_timeout_seconds)
         else:
             self.evaluator = build_evaluator(**evaluator_kwargs)
         self.evaluations = EvaluationQueue(
@@ -82,6 +84,8 @@ class RAGService:
             size=settings.evaluation_queue_size,
             sample_rate=settings.evaluation_sample_rate,
             faults=faults,
+            timeout=settings.evaluation_timeout_seconds,
+            concurrency=settings.evaluation_concurrency,
         )
         self.drift: EmbeddingDriftMonitor = build_drift_monitor(
             settings.reference_queries_path,
@@ -140,7 +144,12 @@ class RAGService:
             return
         async with self._load_lock:
             if not self._loaded:
-                loaded = await asyncio.to_thread(self.store.ensure_loaded)
+                try:
+                    loaded = await asyncio.to_thread(self.store.ensure_loaded)
+                except KnowledgeError as exc:  # nothing stored and nothing loadable: /ready and /chat say why
+                    raise StoreUnavailable(
+                        f"the knowledge base is empty and cannot be loaded: {exc}"
+                    ) from exc
                 self._loaded = True
                 count = await asyncio.to_thread(self.store.count)
                 metrics.KNOWLEDGE_CHUNKS.set(count)
@@ -290,6 +299,7 @@ class RAGService:
         }, None
 
     async def reload(self) -> dict[str, Any]:
+        """Raises KnowledgeError (the collection is kept) or StoreUnavailable."""
         summary = await asyncio.to_thread(self.store.reload)
         self._loaded = True
         metrics.KNOWLEDGE_CHUNKS.set(summary["chunks"])
@@ -312,6 +322,8 @@ class RAGService:
             "chunks": chunks,
             "generator": self.generator.backend,
             "evaluator": self.evaluator.provider_name,
+            # Degraded, not unready: /chat still answers, only `evaluate=sync` waits out the timeout.
+            "evaluation": "stuck" if self.evaluations.stuck else "ok",
             "sentence_cache": "warm" if self.sentences_warm else "lazy",
         }
         if chunks == 0:

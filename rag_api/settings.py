@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from lab_common.endpoints import default_port
 from lab_common.settings import LabSettings
+from monitoring.contract import threshold
 from rag_api.safety.settings import SafetySettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -81,13 +82,19 @@ class RAGSettings(LabSettings):
     # Score in one low-priority child process (the scorer is CPU-heavy Python: in a thread it would hold
     # the GIL against /chat). False: score in a thread of the service process.
     evaluation_in_process: bool = True
+    # An evaluation not done after this long is abandoned (counted as failed and as a timeout) and a hung
+    # evaluator child is replaced. Evaluations wait in `evaluation_concurrency` threads of their own, so a
+    # hung scorer never holds up retrieval. The six or so judge calls of an OpenAI evaluation fit in 30 s.
+    evaluation_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    evaluation_concurrency: int = Field(default=2, ge=1, le=32)
 
     # Query-embedding drift against the in-domain reference questions.
     reference_queries_path: Path = DEFAULT_REFERENCE_QUERIES
     drift_window_size: int = Field(default=50, ge=5, le=10_000)
     drift_min_samples: int = Field(default=10, ge=1, le=10_000)
     # The score is the share of recent queries unlike every reference question; above this = drifted.
-    drift_threshold: float = Field(default=0.3, gt=0, le=1)
+    # "drifted" on /drift/status and the alert agree: the threshold is the monitoring contract's.
+    drift_threshold: float = Field(default_factory=lambda: threshold("LLMEmbeddingDrift"), gt=0, le=1)
     # A query is "unlike" the reference when its novelty exceeds this quantile of the reference's own.
     drift_outlier_quantile: float = Field(default=0.95, gt=0.5, lt=1)
 

@@ -20,18 +20,39 @@ import numpy as np
 import yaml
 
 from rag_api.embeddings import MODEL_NAME, MiniLMEmbedder, MiniLMEmbeddingFunction, get_embedder
-from rag_api.settings import RAGSettings
+from rag_api.settings import PACKAGE_DIR, RAGSettings
+from rag_api.text import sentences
 
 log = logging.getLogger(__name__)
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*`])")
 
 
 class StoreUnavailable(Exception):
     """The vector store cannot be reached (Chroma server down) or failed."""
+
+
+class KnowledgeError(Exception):
+    """The knowledge directory cannot be loaded; nothing was changed. `status`: 409 when it is missing or
+    holds nothing to load, 422 when an article is bad (`file` names it)."""
+
+    def __init__(self, reason: str, *, status: int, file: str | None = None) -> None:
+        super().__init__(f"{file}: {reason}" if file else reason)
+        self.reason = reason
+        self.status = status
+        self.file = file
+
+
+def shown_path(path: Path) -> str:
+    """A path fit for API answers: relative to the project when inside it, else only its last part (an
+    absolute path would tell every caller how the host is laid out)."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(PACKAGE_DIR.parent).as_posix()
+    except ValueError:
+        return resolved.name
 
 
 @dataclass(frozen=True)
@@ -97,14 +118,19 @@ def parse_article(path: Path) -> Article:
     """Front matter (`title`, `category`) and the body as blocks: headings, paragraphs and list items.
 
     Wrapped lines of a paragraph or list item are joined, so that each block is one line of text.
+    Raises UnicodeDecodeError (not UTF-8), yaml.YAMLError or ValueError (bad front matter).
     """
     raw = path.read_text(encoding="utf-8")
     meta: dict[str, Any] = {}
     match = _FRONT_MATTER.match(raw)
     if match:
         loaded = yaml.safe_load(match.group(1))
-        meta = loaded if isinstance(loaded, dict) else {}
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError("the front matter is not a mapping of keys to values")
+        meta = loaded or {}
         raw = raw[match.end() :]
+    elif raw.startswith("---"):
+        raise ValueError("the front matter has no closing --- line")
     blocks: list[tuple[str, str]] = []
     current: list[str] = []
 
@@ -150,10 +176,6 @@ def parse_article(path: Path) -> Article:
     return Article(id=path.stem, title=title, category=str(meta.get("category") or "general"), blocks=blocks)
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
 def _chunk_id(article: Article, index: int, text: str) -> str:
     # Everything stored with the chunk goes into its id: an unchanged chunk keeps its id across reloads,
     # a changed one gets a new id (upserted) and the old id is deleted.
@@ -174,7 +196,7 @@ def chunk_article(article: Article, size: int, overlap: int) -> list[ChunkRecord
             section = text
             units.append((section, "#"))  # a section marker
             continue
-        units.extend((section, sentence) for sentence in split_sentences(text) if len(text) > size)
+        units.extend((section, sentence) for sentence in sentences(text, prose=True) if len(text) > size)
         if len(text) <= size:
             units.append((section, text))
 
@@ -227,13 +249,33 @@ def chunk_article(article: Article, size: int, overlap: int) -> list[ChunkRecord
     return records
 
 
+def _read_article(path: Path) -> Article:
+    try:
+        return parse_article(path)
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (invalid byte at offset {exc.start})"
+    except yaml.YAMLError as exc:
+        reason = f"the front matter is not valid YAML ({str(exc).splitlines()[0]})"
+    except (ValueError, OSError) as exc:
+        reason = str(exc.strerror if isinstance(exc, OSError) else exc)
+    raise KnowledgeError(reason, status=422, file=path.name)
+
+
 def load_knowledge(directory: Path, size: int, overlap: int) -> tuple[list[Article], list[ChunkRecord]]:
+    """Every article of `directory` and its chunks. Raises KnowledgeError rather than return nothing: an empty
+    result would make a reload delete the whole collection."""
+    if not directory.is_dir():
+        raise KnowledgeError(f"the knowledge directory {shown_path(directory)} does not exist", status=409)
     # README.md describes the corpus; it is not an article.
     paths = sorted(p for p in directory.glob("*.md") if p.name.lower() != "readme.md")
-    articles = [parse_article(path) for path in paths]
+    articles = [_read_article(path) for path in paths]
     records: list[ChunkRecord] = []
     for article in articles:
         records.extend(chunk_article(article, size, overlap))
+    if not records:
+        raise KnowledgeError(
+            f"the knowledge directory {shown_path(directory)} holds no article text", status=409
+        )
     return articles, records
 
 
@@ -338,50 +380,80 @@ class KnowledgeStore:
             "collection": self.settings.collection,
             "embedding_model": MODEL_NAME,
             "store": self.mode,
-            "knowledge_dir": str(self.settings.knowledge_dir),
+            "knowledge_dir": shown_path(self.settings.knowledge_dir),
         }
 
     # -- writes ----------------------------------------------------------------------------------------
+    def _load(self) -> tuple[list[Article], list[ChunkRecord]]:
+        articles, records = load_knowledge(
+            self.settings.knowledge_dir, self.settings.chunk_size, self.settings.chunk_overlap
+        )
+        # Identical content would give identical ids: keep the first (upsert refuses duplicate ids).
+        return articles, list({r.id: r for r in reversed(records)}.values())[::-1]
+
+    def _stored_ids(self) -> set[str]:
+        return set(self._call(lambda c: c.get(include=[]))["ids"])
+
     def ensure_loaded(self) -> bool:
-        """Load the knowledge directory when the collection is empty. True when it loaded something."""
-        if self.count() > 0:
-            return False
-        self.reload()
-        return True
+        """Make the collection match the knowledge directory when it does not: a first start, or a reload cut
+        short by a crash. True when it changed something. Chunk ids hash their content, so equal id sets mean
+        equal content. A directory that cannot be loaded leaves a non-empty collection as it is."""
+        with self._lock:
+            try:
+                articles, records = self._load()
+            except KnowledgeError as exc:
+                if self.count() > 0:
+                    log.error("knowledge not verified, serving the stored collection: %s", exc)
+                    return False
+                raise
+            stored, wanted = self._stored_ids(), {r.id for r in records}
+            if stored == wanted:
+                return False
+            log.warning(
+                "stored knowledge differs from %s (%d chunks missing, %d stale): repairing",
+                shown_path(self.settings.knowledge_dir),
+                len(wanted - stored),
+                len(stored - wanted),
+            )
+            self._apply(articles, records, stored)
+            return True
 
     def reload(self) -> dict[str, int]:
-        """Make the collection match the knowledge directory: upsert new/changed chunks, delete stale ones."""
+        """Make the collection match the knowledge directory: upsert new/changed chunks, delete stale ones.
+        Raises KnowledgeError (collection untouched) if the directory is missing, empty or has a bad file."""
         with self._lock:
-            articles, records = load_knowledge(
-                self.settings.knowledge_dir, self.settings.chunk_size, self.settings.chunk_overlap
-            )
-            # Identical content would give identical ids: keep the first (upsert refuses duplicate ids).
-            unique = list({r.id: r for r in reversed(records)}.values())[::-1]
-            existing = set(self._call(lambda c: c.get(include=[]))["ids"])
-            wanted = {r.id for r in unique}
-            stale = sorted(existing - wanted)
-            new = [r for r in unique if r.id not in existing]
-            if stale:
-                self._call(lambda c: c.delete(ids=stale))
-            if new:
-                embeddings = embed_by_length(get_embedder(), [r.embed_text for r in new])
-                for start in range(0, len(new), 256):
-                    batch = new[start : start + 256]
-                    self._call(
-                        lambda c, b=batch, s=start: c.upsert(
-                            ids=[r.id for r in b],
-                            documents=[r.text for r in b],
-                            metadatas=[r.metadata for r in b],
-                            embeddings=embeddings[s : s + len(b)],
-                        )
+            articles, records = self._load()
+            return self._apply(articles, records, self._stored_ids())
+
+    def _apply(
+        self, articles: list[Article], records: list[ChunkRecord], existing: set[str]
+    ) -> dict[str, int]:
+        wanted = {r.id for r in records}
+        stale = sorted(existing - wanted)
+        new = [r for r in records if r.id not in existing]
+        # New chunks first, stale ones after: a crash in between leaves extra chunks (removed by the check at
+        # the next start), never missing ones.
+        if new:
+            embeddings = embed_by_length(get_embedder(), [r.embed_text for r in new])
+            for start in range(0, len(new), 256):
+                batch = new[start : start + 256]
+                self._call(
+                    lambda c, b=batch, s=start: c.upsert(
+                        ids=[r.id for r in b],
+                        documents=[r.text for r in b],
+                        metadatas=[r.metadata for r in b],
+                        embeddings=embeddings[s : s + len(b)],
                     )
-            self._corpus = None
-            summary = {
-                "articles": len(articles),
-                "chunks": len(unique),
-                "added": len(new),
-                "removed": len(stale),
-                "unchanged": len(unique) - len(new),
-            }
-            log.info("knowledge reloaded from %s: %s", self.settings.knowledge_dir, summary)
-            return summary
+                )
+        if stale:
+            self._call(lambda c: c.delete(ids=stale))
+        self._corpus = None
+        summary = {
+            "articles": len(articles),
+            "chunks": len(records),
+            "added": len(new),
+            "removed": len(stale),
+            "unchanged": len(records) - len(new),
+        }
+        log.info("knowledge reloaded from %s: %s", self.settings.knowledge_dir, summary)
+        return summary

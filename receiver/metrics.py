@@ -34,3 +34,15 @@ ALERTMANAGER_ERRORS = Counter(
     "receiver_alertmanager_api_errors",
     "Failed reads of Alertmanager's API for the inbox page (unreachable, timeout, bad answer).",
 )
+
+# Every label value exists from the start at 0, so a dashboard or an alert sees "none yet", not "no data".
+CHANNELS = ("slack", "email")
+REJECT_REASONS = ("invalid_json", "invalid_shape", "no_text", "too_deep", "fault_injected")
+EVICTION_PLACES = ("inbox", "archive")
+for _channel in CHANNELS:
+    NOTIFICATIONS.labels(_channel)
+    DUPLICATES.labels(_channel)
+for _reason in REJECT_REASONS:
+    REJECTED.labels(_reason)
+for _place in EVICTION_PLACES:
+    EVICTED.labels(_place)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from rag_api.evaluation import EvaluationError, Evaluator, Scores, build_evaluator
+from rag_api.evaluation import SCORE_FIELDS, EvaluationError, Evaluator, Scores, build_evaluator, score_rows
 from rag_api.scoring import first_person, groundedness
 from tests.support.openai_server import OpenAICompatibleServer, last_user_message
 
@@ -279,3 +279,24 @@ def test_batch_cli_rejects_a_row_without_an_answer(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "answer" in result.stderr
+
+
+def test_batch_rows_with_null_or_non_text_fields_are_reported_not_scored(offline: Evaluator) -> None:
+    # Issue 11 #17: str(None) used to be scored as the answer "None".
+    rows = [
+        {"id": "ok", "context": CONTEXT, "question": QUESTION, "answer": "Gustave Eiffel's company."},
+        {"id": "no-answer", "context": CONTEXT, "question": QUESTION, "answer": None},
+        {"id": "no-question", "context": [CONTEXT], "question": None, "answer": "Gustave Eiffel."},
+        {"id": "null-context", "context": [CONTEXT, None], "question": QUESTION, "answer": "Eiffel."},
+        {"id": "flag", "context": CONTEXT, "question": QUESTION, "answer": True},
+        {"id": "year", "context": CONTEXT, "question": "When was it finished?", "answer": 1889},
+    ]
+    out = {record["id"]: record for record in score_rows(rows, offline)}
+    assert out["ok"]["groundedness"] is not None and "error" not in out["ok"]
+    assert out["no-answer"]["error"] == "field 'answer' is null, not text"
+    assert out["no-question"]["error"] == "field 'question' is null, not text"
+    assert out["null-context"]["error"] == "field 'context' is null, not text"
+    assert out["flag"]["error"] == "field 'answer' is bool, not text"
+    for name in ("no-answer", "no-question", "null-context", "flag"):
+        assert all(out[name][field] is None for field in SCORE_FIELDS), out[name]
+    assert out["year"]["groundedness"] == 1.0  # a number is read as its digits, found in the context

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -151,3 +154,68 @@ def test_chat_never_waits_for_a_slow_evaluator(tmp_path: Path) -> None:
             "dropped"
         )
         assert sample("llm_evaluation_queue_depth") <= 1
+
+
+def _stat_state(pid: int) -> str:
+    """The process state letter from /proc (T = stopped, Z = zombie); "gone" once reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
+
+
+def _sync_chat_until_scored(client: TestClient, seconds: float) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        body = client.post("/chat", json={"query": QUESTION, "evaluate": "sync"}).json()
+        if body["evaluation"] == "ok" or time.monotonic() > deadline:
+            return body
+
+
+QUESTION = "How do I reset my password?"  # pragma: allowlist secret (a question)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_hung_evaluator_child_costs_only_the_sync_callers_their_timeout(tmp_path: Path) -> None:
+    """Issue 11 #9: the scorer's child stopped (SIGSTOP) with 8 `evaluate=sync` calls in flight."""
+    settings = offline_settings(
+        copy_index(tmp_path / "chroma"), evaluation_in_process=True, evaluation_timeout_seconds=4
+    )
+    with TestClient(create_app(settings)) as client:
+        assert _sync_chat_until_scored(client, 90)["evaluation"] == "ok"  # the child is up
+        evaluator = client.app.state.rag.evaluator
+        (pid,) = [process.pid for process in evaluator._pool._processes.values()]
+        timeouts_before = sample("llm_evaluation_timeouts_total")
+        os.kill(pid, signal.SIGSTOP)
+        callers = concurrent.futures.ThreadPoolExecutor(9)
+        try:
+            hung = [
+                callers.submit(client.post, "/chat", json={"query": QUESTION, "evaluate": "sync"})
+                for _ in range(8)
+            ]
+            time.sleep(0.5)  # all eight are waiting for the stopped child
+            start = time.perf_counter()
+            off = callers.submit(client.post, "/chat", json={"query": QUESTION, "evaluate": "off"})
+            assert (
+                off.result(timeout=3).status_code == 200
+            )  # on main: not answered while the child is stopped
+            assert time.perf_counter() - start < 3
+            answers = [future.result(timeout=30).json() for future in hung]
+        finally:
+            os.kill(pid, signal.SIGCONT)  # never leave a stopped process behind
+            callers.shutdown(wait=True)
+        assert {a["evaluation"] for a in answers} == {"failed"}
+        assert all("timed out" in a["evaluation_error"] for a in answers), answers[0]
+        assert max(a["latency_ms"]["total"] for a in answers) < 10_000
+        assert sample("llm_evaluation_timeouts_total") - timeouts_before == 8
+        ready = client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["evaluation"] == "stuck"
+        assert sample("llm_evaluation_stuck") == 1
+
+        deadline = time.monotonic() + 10
+        while _stat_state(pid) not in ("gone", "Z") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _stat_state(pid) in ("gone", "Z")  # the hung child was killed...
+        assert _sync_chat_until_scored(client, 90)["evaluation"] == "ok"  # ...and a new one scores
+        assert client.get("/ready").json()["evaluation"] == "ok"
+        assert sample("llm_evaluation_stuck") == 0

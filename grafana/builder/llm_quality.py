@@ -7,7 +7,19 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .board import Board
-from .panels import RI, TimeSeries, heatmap, quantile_expr, quantiles, rate_by, share, stat, table, target
+from .panels import (
+    RI,
+    TimeSeries,
+    heatmap,
+    quantile_expr,
+    quantiles,
+    rate_by,
+    share,
+    stat,
+    table,
+    target,
+    targets,
+)
 from .panels import timeseries as ts
 from .shared import RAG_API, error_ratio, p90_by_endpoint, requests_by_status
 from .thresholds import Line, alert_line
@@ -89,8 +101,12 @@ def cost() -> PanelList:
 
 @BOARD.row("Evaluation pipeline")
 def evaluation() -> PanelList:
-    queued = [target("max(llm_evaluation_queue_depth)", "queued")]
-    failed = [target(share("llm_evaluations_total", 'result="failed"'), "failed share")]
+    queued = targets(("max(llm_evaluation_queue_depth)", "queued"), ("max(llm_evaluation_stuck)", "stuck"))
+    timed_out = f"sum(rate(llm_evaluation_timeouts_total[{RI}])) / sum(rate(llm_evaluations_total[{RI}]))"
+    failed = targets(
+        (share("llm_evaluations_total", 'result="failed"'), "failed share"),
+        (timed_out, "timed-out share (part of failed)"),
+    )
     errors = [rate_by("llm_generation_errors_total", "reason")]
     return [
         ts("Evaluation queue depth", queued, minimum=0).span(6),

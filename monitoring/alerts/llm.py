@@ -165,4 +165,30 @@ ALERTS = [
         production_note="over `[15m]`",
         trigger="rag_api `evaluation_failure` fault, `rate` ≥ 0.3",
     ),
+    Alert(
+        name="LLMEvaluationStuck",
+        group="llm_service",
+        service="rag_api",
+        family="evaluation",
+        severity="warning",
+        expr=(
+            "sum by (service) (rate(llm_evaluation_timeouts_total[1m])) > 0\n"
+            "and on (service) max by (service) (llm_evaluation_stuck) > {threshold}"
+        ),
+        params={"threshold": P(0)},
+        for_=P("1m", production="5m"),
+        comment=(
+            "The gauge stays 1 until an evaluation finishes, traffic or not: alert only while evaluations "
+            "keep timing out, i.e. while answers wait for a scorer that hangs."
+        ),
+        summary="Answer evaluation on {{ $labels.service }} is stuck",
+        description=(
+            '{{ printf "%.2f" $value }} evaluations per second time out and none has finished since: '
+            "the scorer hangs. Quality metrics stop updating and evaluate=sync calls wait out "
+            "RAG_EVALUATION_TIMEOUT_SECONDS."
+        ),
+        dashboard="llm-quality",
+        signal="`llm_evaluation_timeouts_total` while `llm_evaluation_stuck` is 1",
+        trigger="the evaluator child stopped (`kill -STOP`) while answers are scored",
+    ),
 ]
