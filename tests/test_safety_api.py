@@ -43,7 +43,7 @@ def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def enforce(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    yield from _client(tmp_path_factory, "safety-enforce", mode="enforce")
+    yield from _client(tmp_path_factory, "safety-enforce", mode="enforce", fail_mode="closed")
 
 
 def test_chat_injection_attempt_is_answered_and_counted(monitor: TestClient) -> None:
@@ -164,7 +164,7 @@ def test_enforce_refuses_an_answer_that_leaks_the_prompt(enforce: TestClient) ->
 
 def test_safety_switches_are_readable_and_the_canary_is_not(enforce: TestClient) -> None:
     body = enforce.get("/safety").json()
-    assert body["modes"]["output.pii"] == "enforce" and body["fail_mode"] == "open"
+    assert body["modes"]["output.pii"] == "enforce" and body["fail_mode"] == "closed"
     assert enforce.app.state.rag.safety.canary not in str(body)
 
 
@@ -189,3 +189,16 @@ def test_distinct_tenants_models_and_texts_add_no_series(monitor: TestClient) ->
     for i in range(2, 60):
         post(i)
     assert series() == before
+
+
+def test_a_failing_check_fails_closed_with_a_503_naming_it(enforce: TestClient) -> None:
+    fault = {"duration_seconds": 30, "params": {"rate": 1.0}}
+    assert enforce.post("/admin/faults/safety_error", json=fault).status_code == 200
+    try:
+        response = enforce.post("/chat", json={"query": QUESTION, "evaluate": "off"})
+    finally:
+        enforce.delete("/admin/faults/safety_error")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["check"] == "prompt_injection" and "could not be checked" in body["detail"]
+    assert metric(enforce, "llm_safety_checks_total", check="pii", stage="input", outcome="error") >= 1
