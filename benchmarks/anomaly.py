@@ -43,7 +43,7 @@ import pandas as pd
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from lab_common.net import free_port
-from monitoring.anomaly import ALERT_SCORE, PROFILES, seconds, score_expr
+from monitoring.anomaly import ALERT_SCORE, PROFILES, score_expr, seconds
 
 PROFILE = "nab"
 STEP = seconds(PROFILES[PROFILE].resolution)  # seconds between two points on the grid
@@ -165,7 +165,12 @@ def write_results(series: list[Series], output: Path) -> None:
         for start, end in s.windows:
             label[start : end + 1] = 1
         frame = pd.DataFrame(
-            {"timestamp": s.frame["timestamp"], "value": s.frame["value"], "anomaly_score": s.scores, "label": label}
+            {
+                "timestamp": s.frame["timestamp"],
+                "value": s.frame["value"],
+                "anomaly_score": s.scores,
+                "label": label,
+            }
         )
         target = output / s.key
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +205,9 @@ def report(series: list[Series], elapsed: float, threshold: float) -> None:
     groups: dict[str, list[Series]] = defaultdict(list)
     for s in series:
         groups[s.category].append(s)
-    print(f"threshold {threshold} (the alert's), profile {PROFILE!r}, {elapsed / len(series):.2f} s per series")
+    print(
+        f"threshold {threshold} (the alert's), profile {PROFILE!r}, {elapsed / len(series):.2f} s per series"
+    )
     print(f"{'category':26} {'series':>6} {'windows':>7} {'recall':>7} {'FA/1000':>8} {'delay (pts)':>11}")
     for name, members in sorted(groups.items()):
         f = category_figures(members, threshold)
@@ -233,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="NAB-layout directory")
     parser.add_argument("--output", type=Path, required=True, help="results directory (NAB format)")
-    parser.add_argument("--workdir", type=Path, help="keep the TSDB and Prometheus log here (default: temporary)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the TSDB and Prometheus log here (default: temporary)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     if args.workdir:

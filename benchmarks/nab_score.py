@@ -112,7 +112,9 @@ def windows_of(results: pd.DataFrame, spans: list[list[str]]) -> list[tuple[int,
     return out
 
 
-def score_directory(results_dir: Path, labels: dict[str, list[list[str]]], profile: str) -> tuple[float, float]:
+def score_directory(
+    results_dir: Path, labels: dict[str, list[list[str]]], profile: str
+) -> tuple[float, float]:
     points, n_windows = [], 0
     for key in sorted(labels):
         path = results_dir / key

@@ -1,13 +1,14 @@
 """Anomaly detection inside Prometheus: the signals, the windows per profile and the rules, in one place.
 
-`render_rules(profile)` writes the recording rules of prometheus/rules/anomaly.yml; `score_expr(...)` gives the
-same score as ONE self-contained PromQL expression over any input series (what benchmarks.anomaly evaluates
+`render_rules(profile)` renders the recording rules of prometheus/rules/anomaly.yml; `score_expr(...)` gives
+the same score as ONE self-contained PromQL expression over any input series (what benchmarks.anomaly runs
 on NAB data with a real Prometheus). Both are built from the same stage templates below, so the benchmark
 grades the rules' own maths.
 
 How the score is made, per signal `x` (one series per service):
-- baseline: the median of `x` over the last `baseline` window (robust: a spike or a short outage in the window
-  does not move it), sampled every `resolution`;
+- baseline: the median of `x` over a `baseline` window that ends `gap` ago (robust: a spike or a short outage
+  in the window does not move it; the gap keeps a ramp or a shift being tested out of its own reference),
+  sampled every `resolution`;
 - spread: a robust standard deviation, the 5 %-95 % range / 3.29 (exact with quantile_over_time, unlike a MAD,
   whose inner median would move with every subquery step), floored at `rel_floor` x |baseline| and at the
   signal's `abs_floor`, so a flat series does not turn noise into infinite z-scores;
@@ -27,7 +28,6 @@ How the score is made, per signal `x` (one series per service):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
@@ -37,8 +37,8 @@ RANGE_TO_SIGMA = 3.29  # width of the 5 %-95 % range of a normal distribution in
 SEASONAL_SPREAD_FLOOR = 0.5  # a day-over-day change counts in spreads of at least half the signal's spread
 K_BAND = 3.0  # dashboard band half-width in spreads
 
-# Robust z (in spreads) at which each anomaly type scores ALERT_SCORE. A single point needs more evidence than a
-# mean of several points (the level window averages noise away) or a fitted trend over many.
+# Robust z (in spreads) at which each anomaly type scores ALERT_SCORE. A single point needs more evidence than
+# a mean of several points (the level window averages noise away) or a fitted trend over many.
 K_TYPE: dict[str, float] = {"spike": 6.0, "drop": 6.0, "level_shift": 4.0, "ramp": 4.0, "seasonal": 4.0}
 ANOMALY_TYPES = tuple(K_TYPE)
 
@@ -54,13 +54,21 @@ class Windows:
     hold: str
     rel_floor: float  # spread floor as a share of |baseline|
     interval: str  # rule evaluation interval of the anomaly groups
+    gap: str  # the baseline window ends this long ago: what is being tested is not part of its own reference
     seasonal_offset: str | None = None  # e.g. "1d": also compare with the same time a day earlier
 
 
 PROFILES: dict[str, Windows] = {
     # Minutes: a lab run shows a fault within two minutes and recovers within ten.
     "lab": Windows(
-        resolution="15s", baseline="10m", level="1m", ramp="5m", hold="10m", rel_floor=0.1, interval="15s"
+        resolution="15s",
+        baseline="10m",
+        level="1m",
+        ramp="5m",
+        hold="10m",
+        rel_floor=0.1,
+        interval="15s",
+        gap="5m",
     ),
     # Hours and days, with the baseline of the same hour yesterday as a second opinion (daily seasonality).
     "production": Windows(
@@ -71,9 +79,10 @@ PROFILES: dict[str, Windows] = {
         hold="6h",
         rel_floor=0.05,
         interval="1m",
+        gap="1h",
         seasonal_offset="1d",
     ),
-    # 5-minute data (the Numenta Anomaly Benchmark): a day of baseline, half an hour of level, six hours of ramp.
+    # 5-minute data (the Numenta Anomaly Benchmark): a day of baseline, 30 minutes of level, 6 hours of ramp.
     "nab": Windows(
         resolution="5m",
         baseline="1d",
@@ -82,6 +91,7 @@ PROFILES: dict[str, Windows] = {
         hold="2h",
         rel_floor=0.01,
         interval="5m",
+        gap="30m",
         seasonal_offset="1d",
     ),
 }
@@ -97,6 +107,9 @@ class Signal:
     abs_floor: float  # smallest spread worth a page, in the signal's unit
     types: tuple[str, ...]  # anomaly types this signal alerts on
     static_alerts: tuple[str, ...] = ()  # static alerts of the same signal: they inhibit the anomaly alert
+    alert: str = ""  # name of its `...MetricAnomaly` alert (monitoring/alerts/anomaly.py); "" = rules only
+    dashboard: str = "pipeline-health"
+    trigger: str = ""  # docs: how to make its anomaly alert fire in the lab
     description: str = ""
     unit_human: str = "humanize"  # Prometheus template function for the value
 
@@ -112,6 +125,8 @@ SIGNALS: tuple[Signal, ...] = (
         abs_floor=0.005,
         types=LATENCY_TYPES,
         static_alerts=("MLHighLatencyP90", "MLHighLatencyP99", "LLMHighLatency"),
+        alert="LatencyMetricAnomaly",
+        trigger="ml_api `latency` fault under the static threshold (`delay_ms` 100) after 15 quiet minutes",
         description="p90 latency of the model-serving endpoints",
         unit_human="humanizeDuration",
     ),
@@ -130,6 +145,8 @@ SIGNALS: tuple[Signal, ...] = (
         abs_floor=0.01,
         types=("spike", "level_shift", "ramp"),
         static_alerts=("MLHighErrorRatio",),
+        alert="ErrorRatioMetricAnomaly",
+        trigger="ml_api `errors` fault with `rate` 0.04 (under `MLHighErrorRatio`'s 0.05)",
         description="share of 5xx answers",
         unit_human="humanizePercentage",
     ),
@@ -177,7 +194,9 @@ class Stages:
     def ref(self, record: str, anomaly_type: str = "") -> str:
         if self.inline:
             return f"({self.exprs[type_key(record, anomaly_type)]})"
-        matchers = f'anomaly_name="{self.name}"' + (f', anomaly_type="{anomaly_type}"' if anomaly_type else "")
+        matchers = f'anomaly_name="{self.name}"' + (
+            f', anomaly_type="{anomaly_type}"' if anomaly_type else ""
+        )
         return f"{record}{{{matchers}}}"
 
     def add(self, record: str, expr: str, anomaly_type: str = "") -> None:
@@ -189,15 +208,15 @@ def type_key(record: str, anomaly_type: str) -> str:
 
 
 def over(func: str, series: str, window: str, resolution: str, offset: str = "", arg: str = "") -> str:
-    """func(arg, (series)[window:resolution] offset ...): a subquery, so raw and recorded inputs behave alike."""
+    """func(arg, (series)[window:resolution] offset ...): a subquery, so raw and recorded inputs act alike."""
     first = f"{arg}, " if arg else ""
     shift = f" offset {offset}" if offset else ""
     return f"{func}({first}({series})[{window}:{resolution}]{shift})"
 
 
 def larger(parts: dict[str, str]) -> str:
-    """Element-wise max of vectors with the same labels, each written once (an `or` of tagged copies, then max):
-    the inline expression stays linear in size."""
+    """Element-wise max of vectors with the same labels, each written once (an `or` of tagged copies, then
+    max): the inline expression stays linear in size."""
     tagged = " or ".join(f'label_replace({e}, "part", "{tag}", "", "")' for tag, e in parts.items())
     return f"max without (part) ({tagged})"
 
@@ -211,8 +230,8 @@ def robust_sigma(series: str, w: Windows) -> str:
     """Standard deviation from the 5 %-95 % range of the baseline window (3.29 sigma for a normal law): it
     ignores up to 5 % of outliers, and unlike the IQR it does not shrink to 0 on a series that is flat most of
     the time with regular bursts (the bursts are its normal range)."""
-    high = over("quantile_over_time", series, w.baseline, w.resolution, arg=str(1 - TAIL))
-    low = over("quantile_over_time", series, w.baseline, w.resolution, arg=str(TAIL))
+    high = over("quantile_over_time", series, w.baseline, w.resolution, offset=w.gap, arg=str(1 - TAIL))
+    low = over("quantile_over_time", series, w.baseline, w.resolution, offset=w.gap, arg=str(TAIL))
     return f"({high} - {low}) / {RANGE_TO_SIGMA}"
 
 
@@ -220,7 +239,10 @@ def build_stages(stages: Stages) -> Stages:
     w = stages.windows
     stages.add("anomaly:signal", stages.source)
     x = stages.ref("anomaly:signal")
-    stages.add("anomaly:signal:median", over("quantile_over_time", x, w.baseline, w.resolution, arg="0.5"))
+    stages.add(
+        "anomaly:signal:median",
+        over("quantile_over_time", x, w.baseline, w.resolution, offset=w.gap, arg="0.5"),
+    )
     median = stages.ref("anomaly:signal:median")
     relative = f"abs({median}) * {w.rel_floor}"
     stages.add(
@@ -254,7 +276,9 @@ def build_stages(stages: Stages) -> Stages:
     for anomaly_type in types:
         k = K_TYPE[anomaly_type]
         # z / (z + k), written with z once.
-        stages.add("anomaly:score_by_type", f"1 - {k} / (clamp_min({z[anomaly_type]}, 0) + {k})", anomaly_type)
+        stages.add(
+            "anomaly:score_by_type", f"1 - {k} / (clamp_min({z[anomaly_type]}, 0) + {k})", anomaly_type
+        )
     if stages.inline:
         best = larger({t: stages.ref("anomaly:score_by_type", t) for t in types})
     else:
@@ -273,7 +297,9 @@ def seconds(duration: str) -> int:
     return int(duration[:-1]) * units[duration[-1]]
 
 
-def score_expr(source: str, profile: str = "nab", abs_floor: float = 1e-9, stage: str = "anomaly:detection") -> str:
+def score_expr(
+    source: str, profile: str = "nab", abs_floor: float = 1e-9, stage: str = "anomaly:detection"
+) -> str:
     """One self-contained PromQL expression of `stage` over `source` (the rules' maths, inlined)."""
     stages = build_stages(Stages(PROFILES[profile], source, abs_floor, inline=True))
     return stages.exprs[stage]
@@ -292,20 +318,16 @@ def signal_rules(signal: Signal, windows: Windows) -> list[dict]:
 def render_rules(profile: str = "lab") -> str:
     windows = PROFILES[profile]
     groups = [
-        {"name": f"anomaly_{signal.name}", "interval": windows.interval, "rules": signal_rules(signal, windows)}
+        {
+            "name": f"anomaly_{signal.name}",
+            "interval": windows.interval,
+            "rules": signal_rules(signal, windows),
+        }
         for signal in SIGNALS
     ]
     header = (
-        f"# GENERATED by monitoring/anomaly.py (profile {profile!r}); edit that module, then `make generate`.\n"
-        "# Anomaly scores per signal: baseline (median), robust spread (5-95 % range / 3.29, floored), bands, per-type\n"
-        "# scores in [0, 1) (0.5 = the alert threshold) and the detection stream (new highs only).\n"
+        f"# GENERATED by monitoring/anomaly.py (profile {profile!r}); edit it, then `make generate`.\n"
+        "# Anomaly scores per signal: baseline (median), robust spread (5-95 % range / 3.29), bands\n"
+        "# and per-type scores in [0, 1) (0.5 = the alert threshold), the detection stream (rising edges).\n"
     )
     return header + yaml.safe_dump({"groups": groups}, sort_keys=False, width=120)
-
-
-RULES_PATH = Path(__file__).resolve().parents[1] / "prometheus" / "rules" / "anomaly.yml"
-
-
-if __name__ == "__main__":
-    RULES_PATH.write_text(render_rules())
-    print(f"wrote {RULES_PATH}")

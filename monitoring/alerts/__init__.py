@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from monitoring.alerts import lab, llm, ml
+from monitoring.alerts import anomaly, lab, llm, ml
 
-ALERTS = [*ml.ALERTS, *llm.ALERTS, *lab.ALERTS]
+ALERTS = [*ml.ALERTS, *llm.ALERTS, *lab.ALERTS, *anomaly.ALERTS]
