@@ -131,3 +131,20 @@ def test_benchmark_end_to_end_on_synthetic_series(tmp_path: Path, capsys: pytest
     assert 900 <= first <= 910  # detected within 10 points of the shift, not before
     assert (calm["anomaly_score"].iloc[300:] < 0.5).all()  # after the first day of baseline, no alarm
     assert "synthetic" in capsys.readouterr().out
+
+
+def test_simulation_shapes_stay_under_the_static_threshold() -> None:
+    from monitoring.contract import threshold
+    from simulations.anomaly import SHAPES, AnomalyScenario, delay_at
+
+    peak, ramp = 150.0, 300.0
+    for shape in SHAPES:
+        delays = [delay_at(shape, t, peak, ramp) for t in range(0, 600, 10)]
+        assert max(delays) == peak and max(delays) < threshold("MLHighLatencyP90") * 1000
+    assert delay_at("spike", 70, peak, ramp) == 0.0  # a spike ends
+    assert delay_at("shift", 590, peak, ramp) == peak  # a shift stays
+    assert delay_at("ramp", 150, peak, ramp) == pytest.approx(peak / 2)  # a ramp climbs
+    with pytest.raises(ValueError, match="MLHighLatencyP90"):
+        AnomalyScenario(
+            shape="ramp", warmup=1, peak_ms=240, ramp_seconds=1, users=1, ml_url="http://x", rag_url="http://y"
+        )
