@@ -146,5 +146,11 @@ def test_simulation_shapes_stay_under_the_static_threshold() -> None:
     assert delay_at("ramp", 150, peak, ramp) == pytest.approx(peak / 2)  # a ramp climbs
     with pytest.raises(ValueError, match="MLHighLatencyP90"):
         AnomalyScenario(
-            shape="ramp", warmup=1, peak_ms=240, ramp_seconds=1, users=1, ml_url="http://x", rag_url="http://y"
+            shape="ramp",
+            warmup=1,
+            peak_ms=240,
+            ramp_seconds=1,
+            users=1,
+            ml_url="http://x",
+            rag_url="http://y",
         )
