@@ -56,6 +56,7 @@ class Windows:
     interval: str  # rule evaluation interval of the anomaly groups
     gap: str  # the baseline window ends this long ago: what is being tested is not part of its own reference
     seasonal_offset: str | None = None  # e.g. "1d": also compare with the same time a day earlier
+    novelty: str | None = None  # a detection must also beat the highest score of this window (e.g. "1d")
 
 
 PROFILES: dict[str, Windows] = {
@@ -288,7 +289,13 @@ def build_stages(stages: Stages) -> Stages:
     previous = over("max_over_time", score, w.hold, w.resolution, offset=w.resolution)
     # The alert's rising edge: the score crosses ALERT_SCORE after a whole `hold` window below it. Absent
     # otherwise (absent = no event); its value (>= ALERT_SCORE) says how far the signal jumped.
-    stages.add("anomaly:detection", f"({score} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})")
+    detection = f"({score} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})"
+    if w.novelty:
+        # ... and be the highest score of the last `novelty`: a series whose normal bursts score as high
+        # every day raises nothing new.
+        best_before = over("max_over_time", score, w.novelty, w.resolution, offset=w.resolution)
+        detection = f"({detection}) unless ({best_before} >= {score})"
+    stages.add("anomaly:detection", detection)
     return stages
 
 
