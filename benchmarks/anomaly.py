@@ -13,7 +13,8 @@ labels: `"<category>/<name>.csv": [[start, end], ...]`). For every series:
    renders for the `nab` profile (the same stage templates as prometheus/rules/anomaly.yml, inlined into one
    expression) as range queries over every series at once;
 3. OUTDIR/<category>/<name>.csv gets NAB's results format `timestamp,value,anomaly_score,label`, one row per
-   input row: the score is the detection stream (the score at its new highs, else 0), label 1 inside a window.
+   input row: the score is the detection stream (the score at the alert's rising edges, else 0), label 1
+   inside a window.
 
 Printed per category: window recall at the alert threshold (ALERT_SCORE), false alarms outside windows per
 1,000 points (detections >= ALERT_SCORE), median detection delay (points from a window's start to its first

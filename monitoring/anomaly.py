@@ -21,8 +21,9 @@ How the score is made, per signal `x` (one series per service):
 - seasonal (profiles with `seasonal_offset`): the level against the level a day earlier, in robust spreads of
   that day-over-day change;
 - detection: the alert's rising edge, the score where it reaches ALERT_SCORE after a whole `hold` window
-  below it. An alert fires once per excursion, not once per evaluation; this series is the event stream a
-  benchmark grades.
+  below it, and (profiles with `novelty`) higher than any score of the last `novelty` window: a series whose
+  normal bursts score as high every day raises nothing new. An alert fires once per excursion, not once per
+  evaluation; this series is the event stream a benchmark grades.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ PROFILES: dict[str, Windows] = {
         interval="1m",
         gap="1h",
         seasonal_offset="1d",
+        novelty="1d",
     ),
     # 5-minute data (the Numenta Anomaly Benchmark): a day of baseline, 30 minutes of level, 6 hours of ramp.
     "nab": Windows(
@@ -94,6 +96,7 @@ PROFILES: dict[str, Windows] = {
         interval="5m",
         gap="30m",
         seasonal_offset="1d",
+        novelty="1d",
     ),
 }
 
