@@ -292,13 +292,13 @@ def build_stages(stages: Stages) -> Stages:
     previous = over("max_over_time", score, w.hold, w.resolution, offset=w.resolution)
     # The alert's rising edge: the score crosses ALERT_SCORE after a whole `hold` window below it. Absent
     # otherwise (absent = no event); its value (>= ALERT_SCORE) says how far the signal jumped.
-    detection = f"({score} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})"
+    candidate = score
     if w.novelty:
         # ... and be the highest score of the last `novelty`: a series whose normal bursts score as high
-        # every day raises nothing new.
+        # every day raises nothing new. (`score` is written three times, not four: each copy is evaluated.)
         best_before = over("max_over_time", score, w.novelty, w.resolution, offset=w.resolution)
-        detection = f"({detection}) unless ({best_before} >= {score})"
-    stages.add("anomaly:detection", detection)
+        candidate = f"({score} > {best_before})"
+    stages.add("anomaly:detection", f"({candidate} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})")
     return stages
 
 
