@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grafana.builder.registry import dashboard_targets
+from monitoring import anomaly
 from monitoring import kubernetes as k8s
 from monitoring.alerts import ALERTS
 from monitoring.render import alerts_table, render_rules
@@ -42,6 +43,8 @@ TARGETS: dict[str, Callable[[], str] | Block] = {
     "prometheus/rules/alerts.yml": lambda: render_rules(ALERTS, "lab"),
     "prometheus/profiles/production/rules/alerts.yml": lambda: render_rules(ALERTS, "production"),
     "docs/alerts.md": Block("alerts-table", lambda: alerts_table(ALERTS)),
+    "prometheus/rules/anomaly.yml": lambda: anomaly.render_rules("lab"),
+    "prometheus/profiles/production/rules/anomaly.yml": lambda: anomaly.render_rules("production"),
     **dashboard_targets(),  # grafana/dashboards/<uid>.json, alert lines included
 }
 K8S = "deploy/kubernetes"

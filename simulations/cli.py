@@ -1,5 +1,5 @@
-"""`python -m simulations {drift,hallucination,latency,attack,traffic,all,reset}`: inject a fault, watch it
-travel from the metric to the alert to the notification, and print how long each step took.
+"""`python -m simulations {drift,hallucination,latency,attack,anomaly,traffic,all,reset}`: inject a fault,
+watch it travel from the metric to the alert to the notification, and print how long each step took.
 
 Every simulation exits 0 when each expected alert reached every channel its severity routes to (Slack for all,
 email too for critical ones), 1 when one did not (with a hint of where the chain broke), 2 when the lab could
@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from simulations.anomaly import SHAPES, AnomalyScenario
 from simulations.attack import AttackScenario
 from simulations.data import feature_names, parse_features
 from simulations.lab import Lab, LabError, LabUrls
@@ -110,13 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{drift,hallucination,latency,attack,traffic,all,reset}"
+        dest="command",
+        required=True,
+        metavar="{drift,hallucination,latency,attack,anomaly,traffic,all,reset}",
     )
     for add in (
         _drift_parser,
         _hallucination_parser,
         _latency_parser,
         _attack_parser,
+        _anomaly_parser,
         _traffic_parser,
         _all_parser,
     ):
@@ -337,6 +341,35 @@ def _attack_parser(sub: Subparsers) -> None:
     )
 
 
+def _anomaly_parser(sub: Subparsers) -> None:
+    anomaly = sub.add_parser(
+        "anomaly",
+        parents=[common_options()],
+        help="shape ml_api latency over minutes under the static threshold; expects LatencyMetricAnomaly",
+        description=(
+            "Healthy Locust traffic on ml_api for --warmup seconds (the anomaly rules' baseline), then the "
+            "`latency` fault shaped as a 60 s spike, a lasting shift, or a ramp to --peak-ms over "
+            "--ramp-seconds, always under MLHighLatencyP90's threshold. Expected alert: LatencyMetricAnomaly "
+            "(warning: Slack); the static MLHighLatencyP90 must stay silent. The clean-up clears the fault."
+        ),
+    )
+    anomaly.add_argument("--shape", choices=SHAPES, default="ramp", help="(default %(default)s)")
+    anomaly.add_argument(
+        "--warmup",
+        type=_positive(float),
+        default=420.0,
+        help="seconds of healthy traffic (default %(default)s)",
+    )
+    anomaly.add_argument(
+        "--peak-ms", type=_positive(float), default=150.0, help="largest added latency (default %(default)s)"
+    )
+    anomaly.add_argument(
+        "--ramp-seconds", type=_positive(float), default=300.0, help="ramp length (default %(default)s)"
+    )
+    anomaly.add_argument("--users", type=_positive(int), default=4, help="Locust users (default %(default)s)")
+    anomaly.set_defaults(timeout=900.0)
+
+
 def make_lab(args: argparse.Namespace) -> Lab:
     urls = LabUrls(args.ml_url, args.rag_url, args.prometheus_url, args.alertmanager_url, args.receiver_url)
     return Lab(urls, admin_token=args.admin_token)
@@ -372,6 +405,16 @@ def scenario_from(args: argparse.Namespace, name: str) -> Scenario:
             toxic_rate=args.toxic_rate,
             prompt_leak_rate=args.prompt_leak_rate,
             rps=args.rps,
+            rag_url=args.rag_url,
+        )
+    if name == "anomaly":
+        return AnomalyScenario(
+            shape=args.shape,
+            warmup=args.warmup,
+            peak_ms=args.peak_ms,
+            ramp_seconds=args.ramp_seconds,
+            users=args.users,
+            ml_url=args.ml_url,
             rag_url=args.rag_url,
         )
     return TrafficScenario(duration=args.duration, users=args.users, ml_url=args.ml_url, rag_url=args.rag_url)

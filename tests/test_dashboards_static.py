@@ -55,11 +55,13 @@ def contract_metrics() -> dict[str, str]:
 
 
 def recording_rules() -> set[str]:
-    path = ROOT / "prometheus" / "rules" / "recording.yml"
-    if not path.exists():
-        return set()
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {rule["record"] for group in doc.get("groups", []) for rule in group["rules"] if "record" in rule}
+    names: set[str] = set()
+    for name in ("recording.yml", "anomaly.yml"):
+        path = ROOT / "prometheus" / "rules" / name
+        if path.exists():
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            names |= {r["record"] for group in doc.get("groups", []) for r in group["rules"] if "record" in r}
+    return names
 
 
 def metric_names(expr: str) -> set[str]:

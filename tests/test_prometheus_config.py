@@ -101,7 +101,7 @@ def test_promtool_check_config_from_another_directory(tmp_path: Path) -> None:
     # Run from elsewhere: rule_files and file_sd paths must resolve relative to prometheus.yml itself.
     result = run(tool("promtool"), "check", "config", str(PROM / "prometheus.yml"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rule files found" in result.stdout
+    assert "3 rule files found" in result.stdout  # alerts, anomaly, recording
 
 
 def test_promtool_check_rules_lint_clean() -> None:
@@ -203,7 +203,8 @@ def test_real_prometheus_discovers_targets_and_loads_rules(tmp_path: Path) -> No
             wait_until(evaluated, timeout=30, every=0.3, retry_on=(httpx.TransportError,))
         labels = {(t["labels"]["job"], t["labels"]["service"], t["labels"]["instance"]) for t in targets}
         assert labels == {(job, svc, f"127.0.0.1:{SERVICES[svc]}") for job, svc in JOBS.items()}
-        assert len(rules) == sum(len(g["rules"]) for p in (ALERTS_FILE, RECORDING_FILE) for g in groups_of(p))
+        files = (ALERTS_FILE, RECORDING_FILE, PROM / "rules" / "anomaly.yml")
+        assert len(rules) == sum(len(g["rules"]) for p in files for g in groups_of(p))
         unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
         assert not unhealthy
         managers = httpx.get(f"{base}/api/v1/alertmanagers", timeout=2).json()["data"]["activeAlertmanagers"]

@@ -53,6 +53,23 @@ def targets_and_alerts() -> PanelList:
     ]
 
 
+@BOARD.row("Anomalies (signals against their own baseline)")
+def anomalies() -> PanelList:
+    """Scores and bands of the anomaly rules (prometheus/rules/anomaly.yml, monitoring/anomaly.py)."""
+    score = target("max by (service, anomaly_name) (anomaly:score)", "{{service}} {{anomaly_name}}")
+    band = 'anomaly_name="latency_p90"'
+    latency = [
+        target(f"anomaly:signal{{{band}}}", "{{service}} p90", "A"),
+        target(f"anomaly:signal:band_upper{{{band}}}", "{{service}} band upper", "B"),
+        target(f"clamp_min(anomaly:signal:band_lower{{{band}}}, 0)", "{{service}} band lower", "C"),
+    ]
+    return [
+        ts("Anomalies", [score], minimum=0, maximum=1),
+        ts("Latency p90 and its band", latency, unit="s", minimum=0),
+        table("Anomaly alerts", [target('ALERTS{family="anomaly"}', "{{alertname}}")]).span(8),
+    ]
+
+
 @BOARD.row("Alertmanager notifications")
 def notifications() -> PanelList:
     sent = rate_by("alertmanager_notifications_total", "integration")

@@ -1,0 +1,261 @@
+"""Grade the lab's anomaly rules on labelled series (Numenta Anomaly Benchmark layout) with a real Prometheus.
+
+    python -m benchmarks.anomaly --data ../shared/data/anomaly --output var/anomaly-results
+
+DIR holds `<category>/<name>.csv` files (`timestamp,value`) and optionally `windows.json` (NAB's combined
+labels: `"<category>/<name>.csv": [[start, end], ...]`). For every series:
+
+1. its points are laid on a 5-minute grid (point i at T0 + i * 5 min: the `nab` profile's windows count points
+   of 5-minute data, and NAB scores points, whatever their real spacing) and written, all series in one
+   OpenMetrics file told apart by a `series` label, into a throwaway TSDB (`promtool tsdb create-blocks-from
+   openmetrics`);
+2. one Prometheus serves that TSDB and evaluates the anomaly detection expression that monitoring/anomaly.py
+   renders for the `nab` profile (the same stage templates as prometheus/rules/anomaly.yml, inlined into one
+   expression) as range queries over every series at once;
+3. OUTDIR/<category>/<name>.csv gets NAB's results format `timestamp,value,anomaly_score,label`, one row per
+   input row: the score is the detection stream (the score at the alert's rising edges, else 0), label 1
+   inside a window.
+
+Printed per category: window recall at the alert threshold (ALERT_SCORE), false alarms outside windows per
+1,000 points (detections >= ALERT_SCORE), median detection delay (points from a window's start to its first
+detection) and seconds per series (wall time of the whole run / series). `python -m benchmarks.nab_score`
+then computes NAB's standard-profile score of the files written here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from lab_common.net import free_port
+from monitoring.anomaly import ALERT_SCORE, PROFILES, score_expr, seconds
+
+PROFILE = "nab"
+STEP = seconds(PROFILES[PROFILE].resolution)  # seconds between two points on the grid
+T0 = 1_700_000_000 - 1_700_000_000 % 86_400  # a midnight: subquery steps align with the grid
+METRIC = "nab_value"
+MAX_STEPS = 10_000  # Prometheus refuses range queries of more than 11,000 points per series
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Series:
+    key: str  # "<category>/<name>.csv", as in windows.json
+    frame: pd.DataFrame  # timestamp (as written), value
+    windows: list[tuple[int, int]]  # inclusive point indexes
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def category(self) -> str:
+        return self.key.split("/", 1)[0]
+
+
+def load(data: Path) -> list[Series]:
+    labels_file = data / "windows.json"
+    labels = json.loads(labels_file.read_text()) if labels_file.exists() else {}
+    out = []
+    for path in sorted(data.glob("*/*.csv")):
+        key = f"{path.parent.name}/{path.name}"
+        frame = pd.read_csv(path, dtype={"timestamp": str})
+        stamps = pd.to_datetime(frame["timestamp"])
+        windows = []
+        for start, end in labels.get(key, []):
+            inside = np.flatnonzero((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(end)))
+            if inside.size:
+                windows.append((int(inside[0]), int(inside[-1])))
+        out.append(Series(key, frame, windows))
+    return out
+
+
+def write_openmetrics(series: list[Series], path: Path) -> None:
+    with path.open("w") as out:
+        out.write(f"# TYPE {METRIC} gauge\n")
+        for s in series:
+            label = s.key.replace("\\", "\\\\").replace('"', '\\"')
+            values = s.frame["value"].astype(float).tolist()
+            stamps = range(T0, T0 + STEP * len(values), STEP)
+            out.writelines(
+                f'{METRIC}{{series="{label}"}} {v!r} {t}\n' for v, t in zip(values, stamps, strict=True)
+            )
+        out.write("# EOF\n")
+
+
+@contextmanager
+def prometheus(tsdb: Path, workdir: Path) -> Iterator[str]:
+    """A Prometheus with no scrape target over `tsdb`; yields its base URL."""
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  evaluation_interval: 1h\n")
+    port = free_port()
+    args = [
+        shutil.which("prometheus") or "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tsdb}",
+        "--storage.tsdb.retention.time=100y",  # retention counts from the newest block, not from now
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--query.timeout=30m",
+        "--query.max-samples=2000000000",
+        "--log.level=warn",
+    ]
+    log = (workdir / "prometheus.log").open("w")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@retry(stop=stop_after_delay(120), wait=wait_fixed(0.5), retry=retry_if_exception_type(httpx.HTTPError))
+def wait_ready(url: str, process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        raise SystemExit(f"prometheus exited with {process.returncode} (see its log in the work directory)")
+    httpx.get(f"{url}/-/ready", timeout=2).raise_for_status()
+
+
+def evaluate(url: str, series: list[Series], expr: str) -> None:
+    """Range queries of `expr` over the whole grid, MAX_STEPS points at a time; fills each series' scores."""
+    by_key = {s.key: s for s in series}
+    for s in series:
+        s.scores = np.zeros(len(s.frame))
+    longest = max(len(s.frame) for s in series)
+    with httpx.Client(timeout=None) as client:
+        for first in range(0, longest, MAX_STEPS):
+            last = min(first + MAX_STEPS, longest) - 1
+            params = {"query": expr, "start": T0 + first * STEP, "end": T0 + last * STEP, "step": STEP}
+            response = client.post(f"{url}/api/v1/query_range", data=params)
+            body = response.json()
+            if body.get("status") != "success":
+                raise SystemExit(f"query failed: {body.get('error', response.text[:500])}")
+            for result in body["data"]["result"]:
+                target = by_key[result["metric"]["series"]]
+                for stamp, value in result["values"]:
+                    index = (int(stamp) - T0) // STEP
+                    if index < len(target.scores):
+                        target.scores[index] = float(value)
+    for s in series:
+        # NaN (0/0 on a flat start) is no evidence; the rules keep the score in [0, 1).
+        s.scores = np.clip(np.nan_to_num(s.scores, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+def write_results(series: list[Series], output: Path) -> None:
+    for s in series:
+        label = np.zeros(len(s.frame), dtype=int)
+        for start, end in s.windows:
+            label[start : end + 1] = 1
+        frame = pd.DataFrame(
+            {
+                "timestamp": s.frame["timestamp"],
+                "value": s.frame["value"],
+                "anomaly_score": s.scores,
+                "label": label,
+            }
+        )
+        target = output / s.key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(target, index=False)
+
+
+def category_figures(series: list[Series], threshold: float) -> dict[str, float]:
+    windows = detected = points = false_alarms = 0
+    delays: list[int] = []
+    for s in series:
+        hits = s.scores >= threshold
+        inside = np.zeros(len(hits), dtype=bool)
+        for start, end in s.windows:
+            inside[start : end + 1] = True
+            windows += 1
+            found = np.flatnonzero(hits[start : end + 1])
+            if found.size:
+                detected += 1
+                delays.append(int(found[0]))
+        points += len(hits)
+        false_alarms += int((hits & ~inside).sum())
+    return {
+        "series": len(series),
+        "windows": windows,
+        "recall": detected / windows if windows else float("nan"),
+        "false_per_1000": 1000 * false_alarms / points,
+        "median_delay": statistics.median(delays) if delays else float("nan"),
+    }
+
+
+def report(series: list[Series], elapsed: float, threshold: float) -> None:
+    groups: dict[str, list[Series]] = defaultdict(list)
+    for s in series:
+        groups[s.category].append(s)
+    print(
+        f"threshold {threshold} (the alert's), profile {PROFILE!r}, {elapsed / len(series):.2f} s per series"
+    )
+    print(f"{'category':26} {'series':>6} {'windows':>7} {'recall':>7} {'FA/1000':>8} {'delay (pts)':>11}")
+    for name, members in sorted(groups.items()):
+        f = category_figures(members, threshold)
+        print(
+            f"{name:26} {f['series']:6d} {f['windows']:7d} {f['recall']:7.2f} {f['false_per_1000']:8.2f}"
+            f" {f['median_delay']:11.1f}"
+        )
+
+
+def run(data: Path, output: Path, workdir: Path) -> list[Series]:
+    series = load(data)
+    if not series:
+        raise SystemExit(f"no <category>/<name>.csv under {data}")
+    openmetrics = workdir / "series.om"
+    write_openmetrics(series, openmetrics)
+    tsdb = workdir / "tsdb"
+    promtool = shutil.which("promtool") or "promtool"
+    subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(openmetrics), str(tsdb)],
+        check=True,
+    )
+    openmetrics.unlink()
+    with prometheus(tsdb, workdir) as url:
+        evaluate(url, series, score_expr(METRIC, PROFILE))
+    write_results(series, output)
+    return series
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="NAB-layout directory")
+    parser.add_argument("--output", type=Path, required=True, help="results directory (NAB format)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the TSDB and Prometheus log here (default: temporary)"
+    )
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        series = run(args.data, args.output, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="anomaly-bench-") as tmp:
+            series = run(args.data, args.output, Path(tmp))
+    report(series, time.monotonic() - started, ALERT_SCORE)
+    print(f"wrote {len(series)} result files under {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

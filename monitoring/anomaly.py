@@ -1,0 +1,343 @@
+"""Anomaly detection inside Prometheus: the signals, the windows per profile and the rules, in one place.
+
+`render_rules(profile)` renders the recording rules of prometheus/rules/anomaly.yml; `score_expr(...)` gives
+the same score as ONE self-contained PromQL expression over any input series (what benchmarks.anomaly runs
+on NAB data with a real Prometheus). Both are built from the same stage templates below, so the benchmark
+grades the rules' own maths.
+
+How the score is made, per signal `x` (one series per service):
+- baseline: the median of `x` over a `baseline` window that ends `gap` ago (robust: a spike or a short outage
+  in the window does not move it; the gap keeps a ramp or a shift being tested out of its own reference),
+  sampled every `resolution`;
+- spread: a robust standard deviation, the 5 %-95 % range / 3.29 (exact with quantile_over_time, unlike a MAD,
+  whose inner median would move with every subquery step), floored at `rel_floor` x |baseline| and at the
+  signal's `abs_floor`, so a flat series does not turn noise into infinite z-scores;
+- bands: baseline ± K_BAND x spread (what a dashboard overlays);
+- z-scores per anomaly type: spike (x above the baseline), drop (below), level shift (the mean of the last
+  `level` window away from the baseline, either way), ramp (the linear-fit change over the last `ramp`
+  window, in spreads);
+- score per type: z / (z + k_type) in [0, 1): 0.5 exactly when z = k_type, so ONE alert threshold
+  (ALERT_SCORE = 0.5) means "k spreads" for every type; `anomaly:score` is the max over the types;
+- seasonal (profiles with `seasonal_offset`): the level against the level a day earlier, in robust spreads of
+  that day-over-day change;
+- detection: the alert's rising edge, the score where it reaches ALERT_SCORE after a whole `hold` window
+  below it, and (profiles with `novelty`) higher than any score of the last `novelty` window: a series whose
+  normal bursts score as high every day raises nothing new. An alert fires once per excursion, not once per
+  evaluation; this series is the event stream a benchmark grades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
+ALERT_SCORE = 0.5  # score at which an anomaly alert fires: z = k of the anomaly type
+TAIL = 0.05  # share of the baseline window on each side left out of the spread (outliers, anomalies)
+RANGE_TO_SIGMA = 3.29  # width of the 5 %-95 % range of a normal distribution in standard deviations
+SEASONAL_SPREAD_FLOOR = 0.5  # a day-over-day change counts in spreads of at least half the signal's spread
+K_BAND = 3.0  # dashboard band half-width in spreads
+
+# Robust z (in spreads) at which each anomaly type scores ALERT_SCORE. A single point needs more evidence than
+# a mean of several points (the level window averages noise away) or a fitted trend over many.
+K_TYPE: dict[str, float] = {"spike": 6.0, "drop": 6.0, "level_shift": 4.0, "ramp": 4.0, "seasonal": 4.0}
+ANOMALY_TYPES = tuple(K_TYPE)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """PromQL durations of one profile. `resolution` is the subquery step (the signal's sampling period)."""
+
+    resolution: str
+    baseline: str
+    level: str
+    ramp: str
+    hold: str
+    rel_floor: float  # spread floor as a share of |baseline|
+    interval: str  # rule evaluation interval of the anomaly groups
+    gap: str  # the baseline window ends this long ago: what is being tested is not part of its own reference
+    seasonal_offset: str | None = None  # e.g. "1d": also compare with the same time a day earlier
+    novelty: str | None = None  # a detection must also beat the highest score of this window (e.g. "1d")
+
+
+PROFILES: dict[str, Windows] = {
+    # Minutes: a lab run shows a fault within two minutes and recovers within ten.
+    "lab": Windows(
+        resolution="15s",
+        baseline="10m",
+        level="1m",
+        ramp="5m",
+        hold="10m",
+        rel_floor=0.1,
+        interval="15s",
+        gap="5m",
+    ),
+    # Hours and days, with the baseline of the same hour yesterday as a second opinion (daily seasonality).
+    "production": Windows(
+        resolution="5m",
+        baseline="1d",
+        level="30m",
+        ramp="6h",
+        hold="6h",
+        rel_floor=0.05,
+        interval="1m",
+        gap="1h",
+        seasonal_offset="1d",
+        novelty="1d",
+    ),
+    # 5-minute data (the Numenta Anomaly Benchmark): a day of baseline, 30 minutes of level, 6 hours of ramp.
+    "nab": Windows(
+        resolution="5m",
+        baseline="1d",
+        level="30m",
+        ramp="6h",
+        hold="2h",
+        rel_floor=0.01,
+        interval="5m",
+        gap="30m",
+        seasonal_offset="1d",
+        novelty="1d",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One watched series per service. `expr` must return at most one series per `service`."""
+
+    name: str  # anomaly_name label value (bounded: one per signal)
+    expr: str
+    guard: str  # traffic guard: the alert needs this to return a series for the service
+    abs_floor: float  # smallest spread worth a page, in the signal's unit
+    types: tuple[str, ...]  # anomaly types this signal alerts on
+    static_alerts: tuple[str, ...] = ()  # static alerts of the same signal: they inhibit the anomaly alert
+    alert: str = ""  # name of its `...MetricAnomaly` alert (monitoring/alerts/anomaly.py); "" = rules only
+    dashboard: str = "pipeline-health"
+    trigger: str = ""  # docs: how to make its anomaly alert fire in the lab
+    description: str = ""
+    unit_human: str = "humanize"  # Prometheus template function for the value
+
+
+LATENCY_TYPES = ("spike", "level_shift", "ramp")
+REQUEST_GUARD = "service:http_requests:rate1m > 0.05"
+
+SIGNALS: tuple[Signal, ...] = (
+    Signal(
+        name="latency_p90",
+        expr="service:http_request_duration_seconds:p90_rate1m",
+        guard="service:http_request_duration_seconds_count:rate1m > 0.05",
+        abs_floor=0.005,
+        types=LATENCY_TYPES,
+        static_alerts=("MLHighLatencyP90", "MLHighLatencyP99", "LLMHighLatency"),
+        alert="LatencyMetricAnomaly",
+        trigger="ml_api `latency` fault under the static threshold (`delay_ms` 100) after 15 quiet minutes",
+        description="p90 latency of the model-serving endpoints",
+        unit_human="humanizeDuration",
+    ),
+    Signal(
+        name="request_rate",
+        expr="service:http_requests:rate1m",
+        guard=REQUEST_GUARD,
+        abs_floor=0.05,
+        types=("spike", "drop", "level_shift"),
+        description="requests per second (probes and admin calls excluded)",
+    ),
+    Signal(
+        name="error_ratio",
+        expr="service:http_requests_5xx:ratio_rate1m",
+        guard=REQUEST_GUARD,
+        abs_floor=0.01,
+        types=("spike", "level_shift", "ramp"),
+        static_alerts=("MLHighErrorRatio",),
+        alert="ErrorRatioMetricAnomaly",
+        trigger="ml_api `errors` fault with `rate` 0.04 (under `MLHighErrorRatio`'s 0.05)",
+        description="share of 5xx answers",
+        unit_human="humanizePercentage",
+    ),
+    Signal(
+        name="token_rate",
+        expr="sum by (service) (rate(llm_tokens_total[1m]))",
+        guard=REQUEST_GUARD,
+        abs_floor=1.0,
+        types=("spike", "level_shift", "ramp"),
+        description="LLM tokens per second (prompt + completion)",
+    ),
+    Signal(
+        name="cost_rate",
+        expr="sum by (service) (rate(llm_cost_dollars_total[1m]))",
+        guard=REQUEST_GUARD,
+        abs_floor=1e-5,
+        types=("spike", "level_shift", "ramp"),
+        description="LLM spend in dollars per second",
+    ),
+    Signal(
+        name="evaluation_backlog",
+        expr="max by (service) (llm_evaluation_queue_depth)",
+        guard=REQUEST_GUARD,
+        abs_floor=2.0,
+        types=("spike", "level_shift", "ramp"),
+        static_alerts=("LLMEvaluationBacklog",),
+        description="answers waiting for their quality evaluation",
+    ),
+)
+SIGNALS_BY_NAME = {s.name: s for s in SIGNALS}
+
+
+@dataclass
+class Stages:
+    """PromQL of every stage for one input. A stage refers to earlier ones through `ref`: the recorded series
+    (rules) or the parenthesised expression itself (inline: one expression for the benchmark)."""
+
+    windows: Windows
+    source: str  # the input series (a selector or an expression)
+    abs_floor: float
+    inline: bool
+    name: str = ""  # anomaly_name of the recorded series
+    exprs: dict[str, str] = field(default_factory=dict)
+
+    def ref(self, record: str, anomaly_type: str = "") -> str:
+        if self.inline:
+            return f"({self.exprs[type_key(record, anomaly_type)]})"
+        matchers = f'anomaly_name="{self.name}"' + (
+            f', anomaly_type="{anomaly_type}"' if anomaly_type else ""
+        )
+        return f"{record}{{{matchers}}}"
+
+    def add(self, record: str, expr: str, anomaly_type: str = "") -> None:
+        self.exprs[type_key(record, anomaly_type)] = expr
+
+
+def type_key(record: str, anomaly_type: str) -> str:
+    return f"{record}/{anomaly_type}" if anomaly_type else record
+
+
+def over(func: str, series: str, window: str, resolution: str, offset: str = "", arg: str = "") -> str:
+    """func(arg, (series)[window:resolution] offset ...): a subquery, so raw and recorded inputs act alike."""
+    first = f"{arg}, " if arg else ""
+    shift = f" offset {offset}" if offset else ""
+    return f"{func}({first}({series})[{window}:{resolution}]{shift})"
+
+
+def larger(parts: dict[str, str]) -> str:
+    """Element-wise max of vectors with the same labels, each written once (an `or` of tagged copies, then
+    max): the inline expression stays linear in size."""
+    tagged = " or ".join(f'label_replace({e}, "part", "{tag}", "", "")' for tag, e in parts.items())
+    return f"max without (part) ({tagged})"
+
+
+def smaller(parts: dict[str, str]) -> str:
+    tagged = " or ".join(f'label_replace({e}, "part", "{tag}", "", "")' for tag, e in parts.items())
+    return f"min without (part) ({tagged})"
+
+
+def robust_sigma(series: str, w: Windows) -> str:
+    """Standard deviation from the 5 %-95 % range of the baseline window (3.29 sigma for a normal law): it
+    ignores up to 5 % of outliers, and unlike the IQR it does not shrink to 0 on a series that is flat most of
+    the time with regular bursts (the bursts are its normal range)."""
+    high = over("quantile_over_time", series, w.baseline, w.resolution, offset=w.gap, arg=str(1 - TAIL))
+    low = over("quantile_over_time", series, w.baseline, w.resolution, offset=w.gap, arg=str(TAIL))
+    return f"({high} - {low}) / {RANGE_TO_SIGMA}"
+
+
+def build_stages(stages: Stages) -> Stages:
+    w = stages.windows
+    stages.add("anomaly:signal", stages.source)
+    x = stages.ref("anomaly:signal")
+    stages.add(
+        "anomaly:signal:median",
+        over("quantile_over_time", x, w.baseline, w.resolution, offset=w.gap, arg="0.5"),
+    )
+    median = stages.ref("anomaly:signal:median")
+    relative = f"abs({median}) * {w.rel_floor}"
+    stages.add(
+        "anomaly:signal:spread",
+        f"clamp_min({larger({'range': robust_sigma(x, w), 'relative': relative})}, {stages.abs_floor})",
+    )
+    spread = stages.ref("anomaly:signal:spread")
+    stages.add("anomaly:signal:band_upper", f"{median} + {K_BAND} * {spread}")
+    stages.add("anomaly:signal:band_lower", f"{median} - {K_BAND} * {spread}")
+    level = over("avg_over_time", x, w.level, w.resolution)
+    # deriv is per second; times the window length = the change the fitted line makes over the ramp window.
+    ramp = f"{over('deriv', x, w.ramp, w.resolution)} * {seconds(w.ramp)}"
+    z = {
+        "spike": f"({x} - {median}) / {spread}",
+        "drop": f"({median} - {x}) / {spread}",
+        "level_shift": f"abs({level} - {median}) / {spread}",
+        "ramp": f"abs({ramp}) / {spread}",
+    }
+    types = [t for t in ANOMALY_TYPES if t != "seasonal"]
+    if w.seasonal_offset:
+        # Daily seasonality: the level now against the level at the same time a day earlier, in robust spreads
+        # of that day-over-day difference (a daily pattern repeats, so its difference stays small).
+        shifted = over("avg_over_time", x, w.level, w.resolution, offset=w.seasonal_offset)
+        change = f"{level} - {shifted}"
+        stages.add("anomaly:signal:seasonal_change", change)
+        daily = stages.ref("anomaly:signal:seasonal_change")
+        # ... and against the signal's own spread: a change that is small next to it is no news.
+        d_spread = larger({"daily": robust_sigma(daily, w), "signal": f"{spread} * {SEASONAL_SPREAD_FLOOR}"})
+        z["seasonal"] = f"abs({daily}) / {d_spread}"
+        types.append("seasonal")
+    for anomaly_type in types:
+        k = K_TYPE[anomaly_type]
+        # z / (z + k), written with z once.
+        stages.add(
+            "anomaly:score_by_type", f"1 - {k} / (clamp_min({z[anomaly_type]}, 0) + {k})", anomaly_type
+        )
+    if stages.inline:
+        best = larger({t: stages.ref("anomaly:score_by_type", t) for t in types})
+    else:
+        best = f'max without (anomaly_type) (anomaly:score_by_type{{anomaly_name="{stages.name}"}})'
+    stages.add("anomaly:score", best)
+    score = stages.ref("anomaly:score")
+    previous = over("max_over_time", score, w.hold, w.resolution, offset=w.resolution)
+    # The alert's rising edge: the score crosses ALERT_SCORE after a whole `hold` window below it. Absent
+    # otherwise (absent = no event); its value (>= ALERT_SCORE) says how far the signal jumped.
+    candidate = score
+    if w.novelty:
+        # ... and be the highest score of the last `novelty`: a series whose normal bursts score as high
+        # every day raises nothing new. (`score` is written three times, not four: each copy is evaluated.)
+        best_before = over("max_over_time", score, w.novelty, w.resolution, offset=w.resolution)
+        candidate = f"({score} > {best_before})"
+    stages.add("anomaly:detection", f"({candidate} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})")
+    return stages
+
+
+def seconds(duration: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return int(duration[:-1]) * units[duration[-1]]
+
+
+def score_expr(
+    source: str, profile: str = "nab", abs_floor: float = 1e-9, stage: str = "anomaly:detection"
+) -> str:
+    """One self-contained PromQL expression of `stage` over `source` (the rules' maths, inlined)."""
+    stages = build_stages(Stages(PROFILES[profile], source, abs_floor, inline=True))
+    return stages.exprs[stage]
+
+
+def signal_rules(signal: Signal, windows: Windows) -> list[dict]:
+    stages = build_stages(Stages(windows, signal.expr, signal.abs_floor, inline=False, name=signal.name))
+    rules = []
+    for key, expr in stages.exprs.items():
+        record, _, anomaly_type = key.partition("/")
+        labels = {"anomaly_name": signal.name} | ({"anomaly_type": anomaly_type} if anomaly_type else {})
+        rules.append({"record": record, "expr": expr, "labels": labels})
+    return rules
+
+
+def render_rules(profile: str = "lab") -> str:
+    windows = PROFILES[profile]
+    groups = [
+        {
+            "name": f"anomaly_{signal.name}",
+            "interval": windows.interval,
+            "rules": signal_rules(signal, windows),
+        }
+        for signal in SIGNALS
+    ]
+    header = (
+        f"# GENERATED by monitoring/anomaly.py (profile {profile!r}); edit it, then `make generate`.\n"
+        "# Anomaly scores per signal: baseline (median), robust spread (5-95 % range / 3.29), bands\n"
+        "# and per-type scores in [0, 1) (0.5 = the alert threshold), the detection stream (rising edges).\n"
+    )
+    return header + yaml.safe_dump({"groups": groups}, sort_keys=False, width=120)

@@ -1,0 +1,156 @@
+"""Anomaly rules (monitoring/anomaly.py): the inlined expression the benchmark grades equals the recorded
+rules, Alertmanager mutes each anomaly alert by the static alerts of its signal, the NAB scorer's arithmetic,
+and the benchmark end to end on a small synthetic NAB-layout directory with a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from benchmarks import anomaly as bench
+from benchmarks.nab_score import PROFILES as NAB_PROFILES
+from benchmarks.nab_score import best_score, file_points
+from monitoring.anomaly import SIGNALS, score_expr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not on PATH (`make tools`)")
+    return path
+
+
+def test_inlined_score_equals_the_recorded_rules(tmp_path: Path) -> None:
+    """promtool evaluates the rules and the one-expression form side by side over a series with a shift."""
+    signal = SIGNALS[0]
+    inline = score_expr(signal.expr, profile="lab", abs_floor=signal.abs_floor, stage="anomaly:score")
+    values = " ".join(f"{0.05 + 0.004 * math.sin(i / 7) + (0.1 if i > 160 else 0):.4f}" for i in range(240))
+    case = {
+        "rule_files": [str(ROOT / "prometheus" / "rules" / "anomaly.yml")],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [{"series": f'{signal.expr}{{service="ml_api"}}', "values": values}],
+                "promql_expr_test": [
+                    {
+                        # No series = no point where they differ; the second case proves the first can fail.
+                        "expr": f'abs(anomaly:score{{anomaly_name="{signal.name}"}}'
+                        f" - on (service) ({inline}))"
+                        " > 1e-9",
+                        "eval_time": f"{minute}m",
+                        "exp_samples": [],
+                    }
+                    for minute in (20, 41, 45, 55)
+                ]
+                + [{"expr": f"count({inline} > 0.5)", "eval_time": "41m", "exp_samples": [{"value": 1}]}],
+            }
+        ],
+    }
+    path = tmp_path / "inline_test.yml"
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    result = subprocess.run([tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_anomaly_alert_is_muted_by_the_static_alerts_of_its_signal() -> None:
+    config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    rules = {
+        tuple(rule["target_matchers"]): tuple(rule["source_matchers"]) for rule in config["inhibit_rules"]
+    }
+    for signal in SIGNALS:
+        if signal.alert and signal.static_alerts:
+            source = rules.get((f'alertname="{signal.alert}"',))
+            assert source == (f'alertname=~"{"|".join(signal.static_alerts)}"',), signal.alert
+
+
+def test_route_of_an_anomaly_alert_is_slack_only() -> None:
+    result = subprocess.run(
+        [tool("amtool"), "config", "routes", "test", "--config.file=alertmanager.yml",
+         "alertname=LatencyMetricAnomaly", "severity=warning", "family=anomaly", "service=ml_api"],
+        cwd=ROOT / "alertmanager", capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["slack"]
+
+
+def test_nab_score_of_perfect_missed_and_noisy_detectors() -> None:
+    n, window = 1000, (400, 499)
+    standard = NAB_PROFILES["standard"]
+    perfect = np.zeros(n)
+    perfect[window[0]] = 1.0
+    assert best_score([file_points(perfect, [window], 0)], 1, standard)[0] == pytest.approx(100.0)
+    assert best_score([file_points(np.zeros(n), [window], 0)], 1, standard)[0] == pytest.approx(0.0)
+    late_and_noisy = np.zeros(n)
+    late_and_noisy[[window[1], 700, 800]] = 1.0  # at the window's end (worth ~0) and two false positives
+    score, _ = best_score([file_points(late_and_noisy, [window], 0)], 1, standard)
+    assert score < 50.0
+
+
+def write_series(directory: Path, name: str, values: np.ndarray) -> None:
+    stamps = pd.date_range("2015-01-01", periods=len(values), freq="5min")
+    directory.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "value": values})
+    frame.to_csv(directory / name, index=False)
+
+
+def test_benchmark_end_to_end_on_synthetic_series(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool("promtool")
+    tool("prometheus")
+    rng = np.random.default_rng(14)
+    n = 1200
+    noise = 10 + rng.normal(0, 0.5, n)
+    shifted = noise.copy()
+    shifted[900:] += 8  # a level shift of 16 standard deviations
+    data = tmp_path / "data"
+    write_series(data / "synthetic", "shift.csv", shifted)
+    write_series(data / "synthetic", "calm.csv", noise)
+    stamps = pd.date_range("2015-01-01", periods=n, freq="5min")
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    windows = {"synthetic/shift.csv": [[stamps[850].strftime(fmt), stamps[950].strftime(fmt)]]}
+    (data / "windows.json").write_text(json.dumps(windows))
+    output = tmp_path / "out"
+    assert bench.main(["--data", str(data), "--output", str(output)]) == 0
+    shift = pd.read_csv(output / "synthetic" / "shift.csv")
+    calm = pd.read_csv(output / "synthetic" / "calm.csv")
+    assert list(shift.columns) == ["timestamp", "value", "anomaly_score", "label"]
+    assert len(shift) == n and shift["label"].sum() == 101
+    assert shift["anomaly_score"].between(0, 1).all()
+    # The first day fills the baseline (NAB does not score its first 15 % either): look after it.
+    first = 300 + int(np.flatnonzero(shift["anomaly_score"].to_numpy()[300:] >= 0.5)[0])
+    assert 900 <= first <= 910  # detected within 10 points of the shift, not before
+    assert (calm["anomaly_score"].iloc[300:] < 0.5).all()  # after the first day of baseline, no alarm
+    assert "synthetic" in capsys.readouterr().out
+
+
+def test_simulation_shapes_stay_under_the_static_threshold() -> None:
+    from monitoring.contract import threshold
+    from simulations.anomaly import SHAPES, AnomalyScenario, delay_at
+
+    peak, ramp = 150.0, 300.0
+    for shape in SHAPES:
+        delays = [delay_at(shape, t, peak, ramp) for t in range(0, 600, 10)]
+        assert max(delays) == peak and max(delays) < threshold("MLHighLatencyP90") * 1000
+    assert delay_at("spike", 70, peak, ramp) == 0.0  # a spike ends
+    assert delay_at("shift", 590, peak, ramp) == peak  # a shift stays
+    assert delay_at("ramp", 150, peak, ramp) == pytest.approx(peak / 2)  # a ramp climbs
+    with pytest.raises(ValueError, match="MLHighLatencyP90"):
+        AnomalyScenario(
+            shape="ramp",
+            warmup=1,
+            peak_ms=240,
+            ramp_seconds=1,
+            users=1,
+            ml_url="http://x",
+            rag_url="http://y",
+        )
