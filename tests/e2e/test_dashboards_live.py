@@ -30,7 +30,7 @@ _BASELINE = (
 NO_DATA_ALLOWED: dict[tuple[str, str], str] = {
     ("pipeline-health", "Anomalies"): _BASELINE,
     ("pipeline-health", "Latency p90 and its band"): _BASELINE,
-    ("pipeline-health", "Anomaly alerts"): "healthy traffic raises no anomaly alert (which is what it should do)",
+    ("pipeline-health", "Anomaly alerts"): "healthy traffic raises no anomaly alert, as it should",
 }
 
 
