@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Header
 from fastapi.responses import JSONResponse
 
 from lab_common.app import ErrorBody, create_service_app
@@ -69,9 +69,9 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
     admin = Depends(require_admin(settings))
 
     @app.post("/chat", response_model=ChatResponse, tags=["rag"])
-    async def chat(body: ChatRequest) -> Any:
+    async def chat(body: ChatRequest, x_tenant: str | None = Header(default=None, max_length=64)) -> Any:
         try:
-            return await rag.chat(body)
+            return await rag.chat(body, x_tenant)
         except StoreUnavailable as exc:
             return _unavailable(exc)
         except SafetyBlocked as exc:  # enforce mode: flagged -> 400, the check failed closed -> 503

@@ -22,13 +22,14 @@ answer_relevance}` lines in the same order.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ class Scores:
     groundedness: float
     context_relevance: float
     answer_relevance: float
+    # The judge's LLM calls (rag_api.usage.LLMCall) behind these scores: recorded by the evaluation queue.
+    calls: tuple[Any, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         """Clamped to [0, 1] whoever built them (the scorer, a judge, the child process); NaN is refused."""
@@ -89,6 +92,14 @@ class Evaluator:
             raise EvaluationError("empty answer")
         if not question or not question.strip():
             raise EvaluationError("empty question")
+        try:
+            scores = self._score(question, chunks, answer)
+        except Exception as exc:
+            exc.calls = self._drain_calls()  # type: ignore[attr-defined]  # failed scoring still cost tokens
+            raise
+        return dataclasses.replace(scores, calls=self._drain_calls())
+
+    def _score(self, question: str, chunks: list[str], answer: str) -> Scores:
         extra = {"question": question} if self._groundedness_takes_question else {}
         groundedness = self._run(self._groundedness, source="\n\n".join(chunks), statement=answer, **extra)
         relevances = [self._run(self._context_relevance, question=question, context=c) for c in chunks]
@@ -98,6 +109,11 @@ class Evaluator:
             context_relevance=sum(relevances) / len(relevances),
             answer_relevance=answer_relevance,
         )
+
+    def _drain_calls(self) -> tuple[Any, ...]:
+        """The LLM judge's calls since the last drain (the offline provider makes none)."""
+        drain = getattr(self.provider, "drain_calls", None)
+        return tuple(drain()) if drain else ()
 
     @staticmethod
     def _run(metric: Any, **inputs: str) -> float:

@@ -31,6 +31,7 @@ from typing import Any
 from lab_common.faults import FaultRegistry
 from rag_api import metrics
 from rag_api.evaluation import EvaluationError, Evaluator, Scores, build_evaluator
+from rag_api.usage import UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class EvaluationJob:
     question: str
     contexts: list[str]
     answer: str
+    tenant: str = "default"  # the judge's calls are priced to the tenant whose answer they score
 
 
 class EvaluationTimeout(EvaluationError):
@@ -83,10 +85,9 @@ def _child_init(evaluator_kwargs: dict[str, Any], niceness: int) -> None:
     _child_evaluator = build_evaluator(**evaluator_kwargs)
 
 
-def _child_score(question: str, contexts: list[str], answer: str) -> tuple[float, float, float]:
+def _child_score(question: str, contexts: list[str], answer: str) -> Scores:
     assert _child_evaluator is not None
-    scores = _child_evaluator.score(question, contexts, answer)
-    return scores.groundedness, scores.context_relevance, scores.answer_relevance
+    return _child_evaluator.score(question, contexts, answer)  # with the judge's calls, for the parent
 
 
 class EvaluatorProcess:
@@ -135,7 +136,7 @@ class EvaluatorProcess:
         pool, started = self._executor()
         try:
             started.result(timeout=STARTUP_SECONDS)
-            values = pool.submit(_child_score, question, contexts, answer).result(timeout=self.timeout)
+            scores = pool.submit(_child_score, question, contexts, answer).result(timeout=self.timeout)
         except TimeoutError as exc:
             self._hung.add(pool)
             self._discard(pool)  # hung (or far too slow): the next evaluation gets a new child
@@ -148,7 +149,7 @@ class EvaluatorProcess:
                 raise EvaluationTimeout("evaluation timed out: the evaluator process hung") from exc
             self._discard(pool)
             raise EvaluationError(f"the evaluator process died: {exc or type(exc).__name__}") from exc
-        return Scores(*values)
+        return scores
 
     def close(self) -> None:
         """Stop now: a running evaluation is abandoned (its caller gets EvaluationError), none awaited."""
@@ -181,8 +182,10 @@ class EvaluationQueue:
         rng: random.Random | None = None,
         timeout: float = 30.0,
         concurrency: int = 2,
+        usage: UsageMeter | None = None,
     ) -> None:
         self.evaluator = evaluator
+        self.usage = usage
         self.provider = evaluator.provider_name
         self.size = size
         self.sample_rate = sample_rate
@@ -289,6 +292,12 @@ class EvaluationQueue:
                 self._queue.task_done()
                 metrics.EVALUATION_QUEUE_DEPTH.set(self._queue.qsize())
 
+    def _record_calls(self, calls: tuple[Any, ...], tenant: str) -> None:
+        """The judge's LLM calls cost tokens whatever became of the evaluation: always priced."""
+        if self.usage is not None:
+            for call in calls:
+                self.usage.record(call, tenant)
+
     def score(self, job: EvaluationJob, attempt: _Attempt | None = None) -> tuple[Scores | None, str | None]:
         """Blocking: score one answer and record it. Returns (scores, None) or (None, error). Nothing is
         recorded when `attempt` was already settled (its caller timed out and counted it)."""
@@ -299,12 +308,14 @@ class EvaluationQueue:
                 raise EvaluationError("injected evaluation failure (fault evaluation_failure)")
             raw = self.evaluator.score(job.question, job.contexts, job.answer)
             # Re-built, hence re-clamped: an evaluator handed in may return any object with these fields.
+            self._record_calls(getattr(raw, "calls", ()), job.tenant)
             scores = Scores(raw.groundedness, raw.context_relevance, raw.answer_relevance)
         except EvaluationTimeout as exc:
             if attempt.settle():
                 self._record_timeout(str(exc))
             return None, str(exc)
         except Exception as exc:  # any scorer failure: counted, and no score recorded
+            self._record_calls(getattr(exc, "calls", ()), job.tenant)
             if attempt.settle():
                 metrics.EVALUATIONS.labels("failed").inc()
                 log.warning("evaluation failed: %s", exc)

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from lab_common.faults import FaultRegistry
+from lab_common.faults import FaultParams, FaultRegistry
 from rag_api import metrics
 from rag_api.settings import RAGSettings
 from rag_api.store import RetrievedChunk
 from rag_api.text import EmbeddingCache, content_words, sentences, stem
+from rag_api.usage import PROVIDER_OFFLINE, PROVIDER_OPENAI, LLMCall, UsageMeter, count_tokens
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,7 @@ class Generation:
     answer: str
     generator: str  # "offline" | "openai" | "offline-fallback"
     model: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    cost: float = 0.0  # USD, from the price table
 
 
 class GenerationError(Exception):
@@ -181,14 +182,15 @@ class OpenAIGenerator:
             max_retries=settings.llm_max_retries,
         )
 
-    async def complete(self, query: str, chunks: list[RetrievedChunk]) -> tuple[str, int, int]:
-        """(answer, prompt tokens, completion tokens); raises GenerationError with a bounded reason."""
+    async def complete(self, messages: list[dict[str, str]]) -> tuple[str, LLMCall]:
+        """The answer and the call's usage; raises GenerationError with a bounded reason."""
         import openai
 
+        start = time.perf_counter()
         try:
             response = await self.client.chat.completions.create(
                 model=self.model,
-                messages=build_prompt(query, chunks, self.canary),  # type: ignore[arg-type]
+                messages=messages,  # type: ignore[arg-type]
                 temperature=self.settings.llm_temperature,
                 max_tokens=self.settings.llm_max_tokens,
             )
@@ -203,16 +205,28 @@ class OpenAIGenerator:
         if not isinstance(content, str) or not content.strip():
             raise GenerationError("malformed", "the LLM reply has no answer text")
         usage = getattr(response, "usage", None)
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        return content.strip(), prompt_tokens, completion_tokens
+        call = LLMCall(
+            provider=PROVIDER_OPENAI,
+            request_model=self.model,
+            response_model=str(getattr(response, "model", "") or self.model),
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            seconds=time.perf_counter() - start,
+        )
+        return content.strip(), call
 
     async def close(self) -> None:
         await self.client.close()
 
 
+class TokenInflationParams(FaultParams):
+    factor: int = Field(default=10, ge=1, le=100, description="Copies of the context in each prompt.")
+    tenant: str | None = Field(default=None, max_length=64, description="Only this tenant's prompts.")
+
+
 class AnswerGenerator:
-    """The backend chosen by the settings, the offline fallback, and the latency/hallucination faults."""
+    """The backend chosen by the settings, the offline fallback, and the latency, hallucination and
+    token_inflation faults."""
 
     def __init__(
         self,
@@ -220,12 +234,14 @@ class AnswerGenerator:
         faults: FaultRegistry,
         sentence_embeddings: EmbeddingCache,
         corpus: Callable[[], list[RetrievedChunk]],
+        usage: UsageMeter,
         canary: str = "",
     ) -> None:
         self.settings = settings
         self.canary = canary  # planted in the prompt of both generators (the offline one has it notionally)
         self.faults = faults
         self.corpus = corpus
+        self.usage = usage
         self.offline = OfflineGenerator(
             sentence_embeddings, settings.answer_max_sentences, settings.answer_max_chars
         )
@@ -235,7 +251,7 @@ class AnswerGenerator:
         self._rng = random.Random()
 
     async def generate(
-        self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]
+        self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk], tenant: str = "default"
     ) -> Generation:
         await self.faults.maybe_delay("latency")
         hallucinate = self.faults.fires("hallucination", self._rng)
@@ -243,38 +259,58 @@ class AnswerGenerator:
         if hallucinate:
             # Answer from an article that was NOT retrieved, while citing the retrieved ones.
             source_chunks = await asyncio.to_thread(self._unrelated_chunks, chunks) or chunks
-        generation = await self._generate(query, query_vector, source_chunks)
+        prompt = build_prompt(query, source_chunks * self.inflation(tenant), self.canary)
+        generation = await self._generate(query, query_vector, source_chunks, prompt, tenant)
         if not hallucinate:
             return generation
         body, _, _ = generation.answer.partition("\n\nSources: ")
         answer = format_answer(corrupt(body, self._rng), [c.title for c in chunks[:2]])
-        return Generation(
-            answer,
-            generation.generator,
-            generation.model,
-            generation.prompt_tokens,
-            generation.completion_tokens,
-        )
+        return Generation(answer, generation.generator, generation.model, generation.cost)
+
+    def inflation(self, tenant: str) -> int:
+        """The token_inflation fault: the prompt carries its context `factor` times (a runaway prompt
+        template), for one `tenant` or, without one, for all."""
+        fault = self.faults.get("token_inflation")
+        if fault is None or fault.params.get("tenant") not in (None, tenant):
+            return 1
+        return int(fault.params["factor"])
 
     async def _generate(
-        self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]
+        self,
+        query: str,
+        query_vector: np.ndarray,
+        chunks: list[RetrievedChunk],
+        prompt: list[dict[str, str]],
+        tenant: str,
     ) -> Generation:
         if self.openai is not None:
             start = time.perf_counter()
             try:
-                text, prompt_tokens, completion_tokens = await self.openai.complete(query, chunks)
+                text, call = await self.openai.complete(prompt)
             except GenerationError as exc:
-                metrics.GENERATION_DURATION.labels("openai").observe(time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                metrics.GENERATION_DURATION.labels("openai").observe(seconds)
                 metrics.GENERATION_ERRORS.labels(exc.reason).inc()
                 metrics.GENERATION_ERRORS.labels("fallback").inc()
+                failed = LLMCall(PROVIDER_OPENAI, self.openai.model, "", 0, 0, seconds, error_type=exc.reason)
+                self.usage.record(failed, tenant)
                 log.warning("generation failed (%s), answering offline: %s", exc.reason, exc)
                 answer = await self._offline(query, query_vector, chunks)
                 return Generation(answer, "offline-fallback", OFFLINE_MODEL)
-            metrics.GENERATION_DURATION.labels("openai").observe(time.perf_counter() - start)
-            self._account(prompt_tokens, completion_tokens)
-            return Generation(text, "openai", self.openai.model, prompt_tokens, completion_tokens)
+            metrics.GENERATION_DURATION.labels("openai").observe(call.seconds)
+            return Generation(text, "openai", self.openai.model, self.usage.record(call, tenant))
+        start = time.perf_counter()
         answer = await self._offline(query, query_vector, chunks)
-        return Generation(answer, "offline", OFFLINE_MODEL)
+        call = LLMCall(
+            provider=PROVIDER_OFFLINE,
+            request_model=OFFLINE_MODEL,
+            response_model=OFFLINE_MODEL,
+            input_tokens=sum(count_tokens(m["content"]) for m in prompt),
+            output_tokens=count_tokens(answer),
+            seconds=time.perf_counter() - start,
+            estimated=True,
+        )
+        return Generation(answer, "offline", OFFLINE_MODEL, self.usage.record(call, tenant))
 
     async def _offline(self, query: str, query_vector: np.ndarray, chunks: list[RetrievedChunk]) -> str:
         start = time.perf_counter()
@@ -286,14 +322,6 @@ class AnswerGenerator:
             return self.offline.generate(query, query_vector, chunks)
         finally:
             metrics.GENERATION_DURATION.labels("offline").observe(time.perf_counter() - start)
-
-    def _account(self, prompt_tokens: int, completion_tokens: int) -> None:
-        model = self.settings.llm_model  # the configured name: bounded, unlike dated snapshot names
-        metrics.TOKENS.labels("prompt", model).inc(prompt_tokens)
-        metrics.TOKENS.labels("completion", model).inc(completion_tokens)
-        price = self.settings.price_for(model)
-        cost = (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1_000_000
-        metrics.COST.labels(model).inc(cost)
 
     def _unrelated_chunks(self, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
         """The first chunks of a random article of another category than the retrieved ones (of another

@@ -42,8 +42,52 @@ CONTEXT_RELEVANCE = Histogram(
 ANSWER_RELEVANCE = Histogram(
     "llm_answer_relevance_score", "Relevance of the answer to the question (0 to 1).", buckets=SCORE_BUCKETS
 )
-TOKENS = Counter("llm_tokens", "LLM tokens used.", ["type", "model"])
-COST = Counter("llm_cost_dollars", "Estimated LLM cost in US dollars (price table in settings).", ["model"])
+# OpenTelemetry GenAI semantic conventions (rag_api/usage.py): buckets as the convention gives them.
+GENAI_TOKEN_BUCKETS = tuple(float(4**n) for n in range(14))  # 1, 4, 16, ... 67108864
+GENAI_DURATION_BUCKETS = (
+    *(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64),
+    *(1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
+)
+GENAI_TOKEN_USAGE = Histogram(
+    "gen_ai_client_token_usage",
+    "Input and output tokens of each GenAI operation (OpenTelemetry gen_ai.client.token.usage).",
+    [
+        "gen_ai_operation_name",
+        "gen_ai_provider_name",
+        "gen_ai_token_type",
+        "gen_ai_request_model",
+        "gen_ai_response_model",
+    ],
+    buckets=GENAI_TOKEN_BUCKETS,
+)
+GENAI_OPERATION_DURATION = Histogram(
+    "gen_ai_client_operation_duration_seconds",
+    "Duration of each GenAI operation (OpenTelemetry gen_ai.client.operation.duration).",
+    [
+        "gen_ai_operation_name",
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+        "gen_ai_response_model",
+        "error_type",
+    ],
+    buckets=GENAI_DURATION_BUCKETS,
+)
+TOKEN_USAGE_ESTIMATED = Gauge(
+    "llm_token_usage_estimated",
+    "1 for a provider whose token counts are estimated here (MiniLM tokenizer), not reported by a server.",
+    ["gen_ai_provider_name"],
+    multiprocess_mode="livemax",
+)
+# Not in the convention: the price table of the settings applied to the tokens, per tenant (allow-listed).
+COST = Counter(
+    "llm_cost_dollars", "Estimated LLM cost in US dollars (price table in settings).", ["tenant", "model"]
+)
+TENANT_DAILY_BUDGET = Gauge(
+    "llm_tenant_daily_budget_dollars",
+    "Daily LLM budget of each tenant in US dollars (settings).",
+    ["tenant"],
+    multiprocess_mode="livemax",
+)
 GENERATION_ERRORS = Counter(
     "llm_generation_errors", "Failed generation calls (fallback: answered offline instead).", ["reason"]
 )
@@ -96,12 +140,9 @@ GENERATION_ERROR_REASONS = ("timeout", "http_error", "malformed", "fallback")
 EVALUATION_RESULTS = ("ok", "failed", "dropped")
 
 
-def initialise(model: str) -> None:
-    """Create every bounded label combination at 0 so that rates and alerts work before the first event.
-    Tokens and cost of the serving model too: offline they stay 0, which a dashboard shows as 0, not gaps."""
-    for token_type in ("prompt", "completion"):
-        TOKENS.labels(token_type, model)
-    COST.labels(model)
+def initialise() -> None:
+    """Create every bounded label combination at 0 so that rates and alerts work before the first event
+    (the cost series of each tenant are created by rag_api.usage.UsageMeter.start)."""
     for status in CHAT_STATUSES:
         CHAT_REQUESTS.labels(status)
     for reason in GENERATION_ERROR_REASONS:

@@ -88,3 +88,5 @@ class ChatResponse(BaseModel):
     session_id: str | None = None
     # Input and output safety checks (rag_api/safety/chain.py); None when RAG_SAFETY_ENABLED=false.
     safety: dict[str, Any] | None = None
+    tenant: str = Field(description="The X-Tenant header through the allow-list (unknown: `other`).")
+    cost_dollars: float = Field(description="Estimated generation cost (price table; offline: simulated).")

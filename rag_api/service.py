@@ -22,7 +22,7 @@ from rag_api.drift import EmbeddingDriftMonitor, build_drift_monitor
 from rag_api.embeddings import get_embedder
 from rag_api.evaluation import Evaluator, build_evaluator
 from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorProcess
-from rag_api.llm import AnswerGenerator, context_sentences
+from rag_api.llm import AnswerGenerator, TokenInflationParams, context_sentences
 from rag_api.safety.chain import SafetyBlocked, SafetyChain, Verdict
 from rag_api.safety.faults import FAULTS as SAFETY_FAULTS
 from rag_api.safety.faults import apply_leak_faults
@@ -30,6 +30,7 @@ from rag_api.schemas import ChatRequest, InferenceRecord
 from rag_api.settings import RAGSettings
 from rag_api.store import KnowledgeError, KnowledgeStore, RetrievedChunk, StoreUnavailable
 from rag_api.text import EmbeddingCache
+from rag_api.usage import PROVIDER_OFFLINE, UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ FAULTS = {
     ),
     "evaluation_failure": Fault("a share `rate` (0-1) of evaluations raises (counted as failed)", RateParams),
     **SAFETY_FAULTS,
+    "token_inflation": Fault(
+        "prompts carry their context `factor` times, for `tenant` (default: every tenant)",
+        TokenInflationParams,
+    ),
 }
 
 
@@ -61,8 +66,9 @@ class RAGService:
         # The corpus is fixed: each knowledge sentence is embedded once (bounded for a huge knowledge base).
         self.sentences = EmbeddingCache(self.embedder.embed, maxsize=50_000)
         self.safety = SafetyChain(settings.safety, faults=faults)
+        self.usage = UsageMeter(settings)
         self.generator = AnswerGenerator(
-            settings, faults, self.sentences, self.store.corpus, canary=self.safety.canary
+            settings, faults, self.sentences, self.store.corpus, self.usage, canary=self.safety.canary
         )
         self._leak_rng = random.Random()
         evaluator_kwargs: dict[str, Any] = {
@@ -86,6 +92,7 @@ class RAGService:
             faults=faults,
             timeout=settings.evaluation_timeout_seconds,
             concurrency=settings.evaluation_concurrency,
+            usage=self.usage,
         )
         self.drift: EmbeddingDriftMonitor = build_drift_monitor(
             settings.reference_queries_path,
@@ -102,7 +109,9 @@ class RAGService:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
-        metrics.initialise(self.generator.model)
+        metrics.initialise()
+        models = list(dict.fromkeys([self.generator.model, self.settings.judge_model]))
+        self.usage.start(models, estimated_providers=[] if self.generator.openai else [PROVIDER_OFFLINE])
         metrics.BACKEND_INFO.labels(
             self.generator.backend, self.generator.model, self.evaluator.provider_name
         ).set(1)
@@ -166,12 +175,13 @@ class RAGService:
             metrics.RETRIEVAL_DISTANCE.observe(chunk.distance)
         return Retrieval(vector, chunks, seconds)
 
-    async def chat(self, request: ChatRequest) -> dict[str, Any]:
-        """Raises StoreUnavailable (-> 503); every outcome is counted in rag_chat_requests_total."""
+    async def chat(self, request: ChatRequest, tenant: str | None = None) -> dict[str, Any]:
+        """Raises StoreUnavailable (-> 503); every outcome is counted in rag_chat_requests_total.
+        `tenant`: the X-Tenant header, resolved through the allow-list."""
         start = time.perf_counter()
         status = "error"
         try:
-            result = await self._chat(request, start)
+            result = await self._chat(request, start, self.usage.tenant(tenant))
             status = "ok"
             return result
         except StoreUnavailable:
@@ -184,7 +194,7 @@ class RAGService:
             metrics.CHAT_REQUESTS.labels(status).inc()
             metrics.CHAT_DURATION.observe(time.perf_counter() - start)
 
-    async def _chat(self, request: ChatRequest, start: float) -> dict[str, Any]:
+    async def _chat(self, request: ChatRequest, start: float, tenant: str) -> dict[str, Any]:
         await self.ensure_loaded()
         top_k = request.top_k or self.settings.top_k
         retrieval = await asyncio.to_thread(self._retrieve, request.query, top_k)
@@ -195,12 +205,12 @@ class RAGService:
         checked_input = self._scan_input(request.query, retrieval.vector)
 
         generation_start = time.perf_counter()
-        generation = await self.generator.generate(request.query, retrieval.vector, retrieval.chunks)
+        generation = await self.generator.generate(request.query, retrieval.vector, retrieval.chunks, tenant)
         generation_seconds = time.perf_counter() - generation_start
         generated = apply_leak_faults(generation.answer, self.faults, self.safety.canary, self._leak_rng)
         checked_output = self.safety.scan_output(generated) if self.safety.enabled else None
 
-        job = EvaluationJob(request.query, [c.text for c in retrieval.chunks], generated)
+        job = EvaluationJob(request.query, [c.text for c in retrieval.chunks], generated, tenant)
         scores = error = None
         evaluation_seconds: float | None = None
         if request.evaluate == "sync":
@@ -248,6 +258,8 @@ class RAGService:
                 if checked_input and checked_output
                 else None
             ),
+            "tenant": tenant,
+            "cost_dollars": round(generation.cost, 8),
         }
 
     def _scan_input(self, query: str, vector: np.ndarray) -> Verdict | None:

@@ -31,7 +31,9 @@ def _default_prices() -> dict[str, ModelPrice]:
         "gpt-4o": ModelPrice(prompt=2.50, completion=10.00),
         "gpt-4.1-mini": ModelPrice(prompt=0.40, completion=1.60),
         "gpt-4.1-nano": ModelPrice(prompt=0.10, completion=0.40),
-        "offline": ModelPrice(prompt=0.0, completion=0.0),
+        # Simulated: the offline generator's estimated tokens priced like a small hosted model, so that
+        # tokens, cost and budgets move in the lab.
+        "offline": ModelPrice(prompt=0.50, completion=1.50),
     }
 
 
@@ -76,6 +78,14 @@ class RAGSettings(LabSettings):
     warm_sentence_cache: bool = True
     price_table: dict[str, ModelPrice] = Field(default_factory=_default_prices)
 
+    # Tenants: the X-Tenant header through this allow-list (lower case); a request without one is
+    # `default_tenant`'s, any other name is "other" (a metric label stays bounded).
+    tenants: frozenset[str] = frozenset({"default", "acme", "globex"})
+    default_tenant: str = "default"
+    # USD a day per tenant (RAG_TENANT_DAILY_BUDGETS='{"acme": 20}'); the others get the default.
+    tenant_daily_budgets: dict[str, float] = Field(default_factory=dict)
+    default_daily_budget: float = Field(default=100.0, gt=0)
+
     # Quality evaluation: a share of answers is scored in the background by one worker.
     evaluation_sample_rate: float = Field(default=1.0, ge=0, le=1)
     evaluation_queue_size: int = Field(default=100, ge=1, le=100_000)
@@ -104,6 +114,9 @@ class RAGSettings(LabSettings):
     @property
     def openai_enabled(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
+
+    def daily_budget_for(self, tenant: str) -> float:
+        return self.tenant_daily_budgets.get(tenant, self.default_daily_budget)
 
     def price_for(self, model: str) -> ModelPrice:
         """Exact name first, then the longest configured prefix (dated snapshots); unknown models cost 0."""

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from trulens.core.feedback.provider import Provider
 from trulens.feedback.llm_provider import LLMProvider
 
 from rag_api import scoring
+from rag_api.usage import PROVIDER_OPENAI, LLMCall
 
 
 class OfflineEvidenceProvider(Provider):
@@ -51,6 +53,7 @@ class OpenAIChatJudge(LLMProvider):
     _client: Any = pydantic.PrivateAttr(default=None)
     _structured_ok: bool = pydantic.PrivateAttr(default=True)
     _lock: Any = pydantic.PrivateAttr(default_factory=threading.Lock)
+    _calls: list[LLMCall] = pydantic.PrivateAttr(default_factory=list)  # GenAI usage since the last drain
 
     def __init__(self, *, client: Any, model: str) -> None:
         # Retries belong to the OpenAI SDK (max_retries); TruLens's own pacing loop would multiply them.
@@ -85,9 +88,30 @@ class OpenAIChatJudge(LLMProvider):
                     self._structured_ok = False
         return self._complete(messages, params)
 
+    def drain_calls(self) -> list[LLMCall]:
+        """The judge's LLM calls since the last drain (the scorer may run in a child process: the parent
+        records them in its metrics)."""
+        with self._lock:
+            calls, self._calls = self._calls, []
+        return calls
+
     def _complete(self, messages: Sequence[dict], params: dict[str, Any]) -> str:
-        completion = self._client.chat.completions.create(
-            model=self.model_engine, messages=list(messages), **params
+        import openai
+
+        start = time.perf_counter()
+        try:
+            completion = self._client.chat.completions.create(
+                model=self.model_engine, messages=list(messages), **params
+            )
+        except openai.OpenAIError as exc:
+            self._note(start, error_type=_error_type(exc))
+            raise
+        usage = getattr(completion, "usage", None)
+        self._note(
+            start,
+            response_model=str(getattr(completion, "model", "") or self.model_engine),
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )
         if not completion.choices:
             raise ValueError("the judge returned no choices")
@@ -95,3 +119,28 @@ class OpenAIChatJudge(LLMProvider):
         if not content or not content.strip():
             raise ValueError("the judge returned an empty message")
         return content
+
+    def _note(self, start: float, **fields: Any) -> None:
+        call = LLMCall(
+            PROVIDER_OPENAI,
+            self.model_engine,
+            fields.pop("response_model", ""),
+            fields.pop("input_tokens", 0),
+            fields.pop("output_tokens", 0),
+            time.perf_counter() - start,
+            **fields,
+        )
+        with self._lock:
+            if len(self._calls) < 1000:  # drained after every answer; a bound all the same
+                self._calls.append(call)
+
+
+def _error_type(exc: Exception) -> str:
+    """The convention's error.type, from the bounded set the generator uses too."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIStatusError | openai.APIConnectionError):
+        return "http_error"
+    return "malformed"

@@ -29,8 +29,11 @@ CONTRACT_HISTOGRAMS = [
     "llm_hallucination_score",
     "llm_context_relevance_score",
     "llm_answer_relevance_score",
+    "gen_ai_client_token_usage",
+    "gen_ai_client_operation_duration_seconds",
 ]
 CONTRACT_COUNTERS = [
+    "llm_cost_dollars_total",
     "rag_http_requests_total",
     "rag_chat_requests_total",
     "llm_generation_errors_total",
@@ -41,6 +44,8 @@ CONTRACT_GAUGES = [
     "llm_evaluation_queue_depth",
     "llm_embedding_drift_score",
     "llm_backend_info",
+    "llm_token_usage_estimated",
+    "llm_tenant_daily_budget_dollars",
 ]
 
 

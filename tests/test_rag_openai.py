@@ -53,13 +53,25 @@ def chat(client: TestClient) -> dict:
     return response.json()
 
 
+def tokens(token_type: str, model: str = MODEL) -> float:
+    labels = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": "openai",
+        "gen_ai_token_type": token_type,
+        "gen_ai_request_model": model,
+        "gen_ai_response_model": model,  # the stand-in echoes the requested model
+    }
+    return sample("gen_ai_client_token_usage_sum", labels)
+
+
 def test_generation_goes_through_the_server_and_counts_tokens_and_cost(
     client: TestClient, server: OpenAICompatibleServer
 ) -> None:
-    prompt_before = sample("llm_tokens_total", {"type": "prompt", "model": MODEL})
-    completion_before = sample("llm_tokens_total", {"type": "completion", "model": MODEL})
-    cost_before = sample("llm_cost_dollars_total", {"model": MODEL})
-    body = chat(client)
+    prompt_before, completion_before = tokens("input"), tokens("output")
+    cost_before = sample("llm_cost_dollars_total", {"tenant": "acme", "model": MODEL})
+    response = client.post("/chat", json={"query": QUESTION, "evaluate": "off"}, headers={"X-Tenant": "acme"})
+    assert response.status_code == 200, response.text
+    body = response.json()
 
     assert body["generator"] == "openai" and body["model"] == MODEL
     (request,) = server.requests
@@ -73,13 +85,57 @@ def test_generation_goes_through_the_server_and_counts_tokens_and_cost(
     # The default responder echoes the first context sentence: that is the answer we return.
     assert body["answer"] and body["answer"] in user
 
-    prompt = sample("llm_tokens_total", {"type": "prompt", "model": MODEL}) - prompt_before
-    completion = sample("llm_tokens_total", {"type": "completion", "model": MODEL}) - completion_before
+    prompt = tokens("input") - prompt_before
+    completion = tokens("output") - completion_before
     assert prompt > 50 and completion > 0
-    cost = sample("llm_cost_dollars_total", {"model": MODEL}) - cost_before
+    cost = sample("llm_cost_dollars_total", {"tenant": "acme", "model": MODEL}) - cost_before
     assert cost == pytest.approx((prompt * 0.15 + completion * 0.60) / 1_000_000)
+    assert body["cost_dollars"] == pytest.approx(cost, abs=1e-8)
     info = 'llm_backend_info{backend="openai",evaluator="openai",model="gpt-4o-mini"} 1.0'
-    assert info in client.get("/metrics").text
+    metrics_text = client.get("/metrics").text
+    assert info in metrics_text
+    assert "llm_token_usage_estimated{" not in metrics_text  # the server reported these counts
+
+
+def test_the_judge_calls_are_counted_on_the_conventions_and_priced(client: TestClient) -> None:
+    before = tokens("input")
+    cost_before = sample("llm_cost_dollars_total", {"tenant": "default", "model": MODEL})
+    response = client.post("/chat", json={"query": QUESTION, "evaluate": "sync"})
+    assert response.status_code == 200, response.text
+    assert response.json()["evaluation"] in ("ok", "failed")
+    # Generation plus at least one judge call (groundedness, relevances): more than one call's worth.
+    duration_labels = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": MODEL,
+        "gen_ai_response_model": MODEL,
+        "error_type": "",
+    }
+    assert sample("gen_ai_client_operation_duration_seconds_count", duration_labels) >= 2
+    assert tokens("input") > before
+    generation_cost = response.json()["cost_dollars"]
+    cost = sample("llm_cost_dollars_total", {"tenant": "default", "model": MODEL}) - cost_before
+    assert cost > generation_cost > 0  # the judge's calls are priced to the same tenant
+
+
+def test_a_failed_call_is_timed_with_its_error_type_and_reports_no_tokens(
+    client: TestClient, server: OpenAICompatibleServer
+) -> None:
+    labels = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": MODEL,
+        "gen_ai_response_model": "",
+        "error_type": "http_error",
+    }
+    failed_before = sample("gen_ai_client_operation_duration_seconds_count", labels)
+    tokens_before = tokens("input")
+    server.fail_next(5, "error")
+    body = chat(client)
+    server.reset()
+    assert body["generator"] == "offline-fallback" and body["cost_dollars"] == 0
+    assert sample("gen_ai_client_operation_duration_seconds_count", labels) == failed_before + 1
+    assert tokens("input") == tokens_before
 
 
 @pytest.mark.parametrize(

@@ -92,10 +92,25 @@ def retrieval() -> PanelList:
 def cost() -> PanelList:
     per_hour = target(f"sum by (model) (rate(llm_cost_dollars_total[{RI}])) * 3600", "{{model}}")
     in_range = target("sum(increase(llm_cost_dollars_total[$__range]))", "cost")
+    by = "gen_ai_provider_name, gen_ai_request_model"
+    call_p90 = quantile_expr("gen_ai_client_operation_duration_seconds", 0.9, by=by)
+    estimated = [
+        target("max by (gen_ai_provider_name) (llm_token_usage_estimated)", "{{gen_ai_provider_name}}")
+    ]
     return [
-        ts("Tokens per second by model and type", [rate_by("llm_tokens_total", "model, type")], stack=True),
-        ts("Cost per hour by model", [per_hour], unit="currencyUSD", stack=True),
-        stat("Cost over the range", [in_range], unit="currencyUSD", decimals=4).span(8),
+        ts(
+            "Tokens per second by model and type",
+            [rate_by("gen_ai_client_token_usage_sum", "gen_ai_request_model, gen_ai_token_type")],
+            stack=True,
+        ).span(6),
+        ts("Cost per hour by model", [per_hour], unit="currencyUSD", stack=True).span(6),
+        ts(
+            "LLM call latency p90",
+            [target(call_p90, "{{gen_ai_provider_name}} {{gen_ai_request_model}}")],
+            unit="s",
+        ).span(6),
+        stat("Cost over the range", [in_range], unit="currencyUSD", decimals=4).span(3),
+        stat("Estimated token counts", estimated, decimals=0).span(3),
     ]
 
 
