@@ -24,7 +24,7 @@ from monitoring import generate
 from monitoring.alerts import ALERTS
 
 DS = {"type": "prometheus", "uid": "prometheus"}
-UIDS = {"ml-service", "llm-quality", "llm-safety", "pipeline-health"}
+UIDS = {"ml-service", "llm-quality", "llm-safety", "llm-cost", "pipeline-health"}
 # Prometheus' and Alertmanager's own series the pipeline dashboard reads.
 PLATFORM_METRICS = {
     "up",

@@ -9,7 +9,7 @@ from functools import cache, partial
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
-from . import llm_quality, llm_safety, ml_service, pipeline_health
+from . import llm_cost, llm_quality, llm_safety, ml_service, pipeline_health
 from .board import Board, assemble
 
 # One line per dashboard, in the order of the links between them.
@@ -17,6 +17,7 @@ BOARDS: list[Board] = [
     ml_service.BOARD,
     llm_quality.BOARD,
     llm_safety.BOARD,
+    llm_cost.BOARD,
     pipeline_health.BOARD,
 ]
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from monitoring.alerts import anomaly, lab, llm, ml, safety
+from monitoring.alerts import anomaly, cost, lab, llm, ml, safety
 
-ALERTS = [*ml.ALERTS, *llm.ALERTS, *safety.ALERTS, *lab.ALERTS, *anomaly.ALERTS]
+ALERTS = [*ml.ALERTS, *llm.ALERTS, *safety.ALERTS, *cost.ALERTS, *lab.ALERTS, *anomaly.ALERTS]

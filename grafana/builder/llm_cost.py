@@ -1,0 +1,67 @@
+"""The LLM cost & feedback dashboard (uid llm-cost): spend by tenant and model against the daily budgets,
+cost per answer, tokens per call on the OpenTelemetry GenAI metrics. Words: texts/llm-cost.md."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models import dashboard as dm
+
+from monitoring.contract import alert
+
+from .board import Board
+from .panels import RI, quantile_expr, rate_by, stat, table, target
+from .panels import timeseries as ts
+
+PanelList = list[Builder[dm.Panel]]
+BOARD = Board("llm-cost")
+# The budget alert's own projection, so that the panel shows what the alert evaluates.
+BUDGET_WINDOW = alert("LLMBudgetBurn").params["window"].get()
+
+
+@BOARD.row("Spend and budgets")
+def spend() -> PanelList:
+    per_hour = target(
+        f"sum by (tenant, model) (rate(llm_cost_dollars_total[{RI}])) * 3600", "{{tenant}} {{model}}"
+    )
+    projected = target(
+        f"predict_linear(service_tenant:llm_cost_dollars:increase1d[{BUDGET_WINDOW}], 86400)"
+        " / on (service, tenant) max by (service, tenant) (llm_tenant_daily_budget_dollars)",
+        "{{tenant}}",
+    )
+    day = target("sum by (tenant) (service_tenant:llm_cost_dollars:increase1d)", "{{tenant}} last 24 h")
+    in_range = target("sum(increase(llm_cost_dollars_total[$__range]))", "spend")
+    budgets = target("max by (tenant) (llm_tenant_daily_budget_dollars)", "{{tenant}}")
+    return [
+        ts("Spend per hour by tenant and model", [per_hour], unit="currencyUSD", stack=True).span(8),
+        ts("Projected daily spend / budget", [projected], unit="percentunit", minimum=0).span(8),
+        ts(
+            "Cost per request",
+            [target("service:llm_cost_per_request_dollars:ratio_rate1m", "per answer")],
+            unit="currencyUSD",
+        ).span(8),
+        ts("Spend over the last day by tenant", [day], unit="currencyUSD").span(8),
+        stat("Spend over the range", [in_range], unit="currencyUSD", decimals=4).span(4),
+        table("Daily budget by tenant", [budgets]).span(12),
+    ]
+
+
+@BOARD.row("Tokens (OpenTelemetry GenAI metrics)")
+def tokens() -> PanelList:
+    per_call = target("service:gen_ai_client_token_usage_input:mean_rate1m", "input tokens per call")
+    by_type = rate_by("gen_ai_client_token_usage_sum", "gen_ai_token_type, gen_ai_provider_name")
+    output = " / ".join(
+        f'sum by (service) (rate(gen_ai_client_token_usage_{part}{{gen_ai_token_type="output"}}[{RI}]))'
+        for part in ("sum", "count")
+    )
+    call_p90 = quantile_expr(
+        "gen_ai_client_operation_duration_seconds", 0.9, by="gen_ai_provider_name, error_type"
+    )
+    calls = rate_by("gen_ai_client_operation_duration_seconds_count", "gen_ai_provider_name, error_type")
+    return [
+        ts("Input tokens per call", [per_call, target(output, "output tokens per call", "B")]).span(6),
+        ts("Input vs output tokens per second", [by_type], stack=True).span(6),
+        ts("LLM calls per second by outcome", [calls], unit="ops").span(6),
+        ts(
+            "LLM call duration p90", [target(call_p90, "{{gen_ai_provider_name}} {{error_type}}")], unit="s"
+        ).span(6),
+    ]
