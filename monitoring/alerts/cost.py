@@ -8,11 +8,8 @@ from monitoring.contract import Alert, P
 # The range of the budget projection (predict_linear's input) and of the rolling day it projects. Longer
 # than the lab's 1m rate windows on purpose: a day's spend is the quantity, a few minutes its trend.
 BUDGET_WINDOW = P("5m", production="1h")
-BUDGET_WINDOWS = {
-    "5m",
-    "1h",
-    "1d",
-}  # every range the cost rules use besides 1m (tests/test_prometheus_config)
+# Every range the cost rules use besides 1m (tests/test_prometheus_config.py allows these).
+BUDGET_WINDOWS = {"5m", "1h", "1d"}
 # Longer than LLMBudgetBurn's `for`, which mutes these (family cost) when one spike trips all three.
 COST_WARNING_FOR = P("45s", production="20m")
 
@@ -90,7 +87,7 @@ ALERTS = [
         ),
         dashboard="llm-cost",
         panel="Input tokens per call",
-        signal='mean of `gen_ai_client_token_usage{gen_ai_token_type="input"}`',
+        signal="mean of `gen_ai_client_token_usage{gen_ai_token_type=\"input\"}`",
         production_note="over `[5m]`",
         trigger="`cost-spike` (rag_api `token_inflation` fault, `factor` ≥ 10)",
     ),
