@@ -87,7 +87,7 @@ ALERTS = [
         ),
         dashboard="llm-cost",
         panel="Input tokens per call",
-        signal="mean of `gen_ai_client_token_usage{gen_ai_token_type=\"input\"}`",
+        signal='mean of `gen_ai_client_token_usage{gen_ai_token_type="input"}`',
         production_note="over `[5m]`",
         trigger="`cost-spike` (rag_api `token_inflation` fault, `factor` ≥ 10)",
     ),
