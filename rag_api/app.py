@@ -15,6 +15,7 @@ from lab_common.faults import FaultRegistry, require_admin
 from lab_common.logging import setup_logging
 from rag_api import __version__, metrics
 from rag_api.evaluation import Evaluator
+from rag_api.feedback import feedback_router
 from rag_api.safety.chain import SafetyBlocked
 from rag_api.schemas import ChatRequest, ChatResponse, InferenceRecord
 from rag_api.service import FAULTS, RAGService
@@ -86,6 +87,9 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
     def safety_config() -> dict[str, Any]:
         """The safety chain's switches (mode per stage.check, fail mode); the canary stays secret."""
         return rag.safety.describe()
+
+    # Late-bound: the records file is opened at start-up (lifespan).
+    app.include_router(feedback_router(lambda: rag.records))
 
     @app.get("/knowledge/stats", tags=["knowledge"])
     async def knowledge_stats() -> Any:

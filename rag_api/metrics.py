@@ -88,6 +88,28 @@ TENANT_DAILY_BUDGET = Gauge(
     ["tenant"],
     multiprocess_mode="livemax",
 )
+USER_FEEDBACK = Counter(
+    "llm_user_feedback",
+    "User votes on answers (a changed vote counts again: see _replaced).",
+    ["rating", "reason"],
+)
+USER_FEEDBACK_REPLACED = Counter(
+    "llm_user_feedback_replaced",
+    "Votes replaced by a second vote on the same answer, by old rating.",
+    ["rating"],
+)
+FEEDBACK_VERDICTS = Counter(
+    "llm_user_feedback_verdicts",
+    "User votes by the automatic evaluator's verdict on the same answer: does the judge agree with people?",
+    ["evaluator_verdict", "user_rating"],
+)
+RECORDS = Gauge("llm_answer_records", "Answers kept in the records file.", multiprocess_mode="livemax")
+RECORDS_PRUNED = Counter(
+    "llm_answer_records_pruned", "Answer records deleted: past the retention or the size bound.", ["reason"]
+)
+RECORD_ERRORS = Counter(
+    "llm_answer_record_errors", "Answers that could not be recorded (served all the same)."
+)
 GENERATION_ERRORS = Counter(
     "llm_generation_errors", "Failed generation calls (fallback: answered offline instead).", ["reason"]
 )
@@ -138,6 +160,9 @@ SAFETY_DURATION = Histogram(
 CHAT_STATUSES = ("ok", "error", "unavailable", "blocked")
 GENERATION_ERROR_REASONS = ("timeout", "http_error", "malformed", "fallback")
 EVALUATION_RESULTS = ("ok", "failed", "dropped")
+RATINGS = ("up", "down")
+REASONS = ("wrong", "irrelevant", "unsafe", "slow", "other")
+VERDICTS = ("grounded", "ungrounded", "unscored")
 
 
 def initialise() -> None:
@@ -149,6 +174,14 @@ def initialise() -> None:
         GENERATION_ERRORS.labels(reason)
     for result in EVALUATION_RESULTS:
         EVALUATIONS.labels(result)
+    for rating in RATINGS:
+        USER_FEEDBACK_REPLACED.labels(rating)
+        for reason in REASONS:
+            USER_FEEDBACK.labels(rating, reason)
+        for verdict in VERDICTS:
+            FEEDBACK_VERDICTS.labels(verdict, rating)
+    for reason in ("retention", "size"):
+        RECORDS_PRUNED.labels(reason)
     from rag_api.safety.chain import initialise_metrics  # the chain owns its label vocabularies
 
     initialise_metrics()

@@ -76,6 +76,7 @@ class ScoresOut(BaseModel):
 
 
 class ChatResponse(BaseModel):
+    answer_id: str = Field(description="Names this answer in POST /feedback (while its record is kept).")
     answer: str
     sources: list[Source]
     generator: Literal["offline", "openai", "offline-fallback"]

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from rag_api.embeddings import get_embedder
 from rag_api.evaluation import Evaluator, build_evaluator
 from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorProcess
 from rag_api.llm import AnswerGenerator, TokenInflationParams, context_sentences
+from rag_api.records import AnswerRecord, AnswerRecords, verdict
 from rag_api.safety.chain import SafetyBlocked, SafetyChain, Verdict
 from rag_api.safety.faults import FAULTS as SAFETY_FAULTS
 from rag_api.safety.faults import apply_leak_faults
@@ -102,6 +105,7 @@ class RAGService:
             threshold=settings.drift_threshold,
             quantile=settings.drift_outlier_quantile,
         )
+        self.records: AnswerRecords | None = None  # opened in start() when RAG_RECORDS_ENABLED
         self._loaded = False
         self._warmer: asyncio.Task[None] | None = None
         self.sentences_warm = False  # set once every knowledge sentence is embedded (see _warm_sentences)
@@ -116,6 +120,14 @@ class RAGService:
             self.generator.backend, self.generator.model, self.evaluator.provider_name
         ).set(1)
         metrics.EMBEDDING_DRIFT.set(0.0)
+        if self.settings.records_enabled:
+            self.records = await asyncio.to_thread(
+                AnswerRecords,
+                self.settings.records_path,
+                retention_seconds=self.settings.records_retention_hours * 3600,
+                max_records=self.settings.records_max,
+                salt=self.settings.records_user_salt,
+            )
         self.evaluations.start()
         try:
             await self.ensure_loaded()
@@ -147,6 +159,8 @@ class RAGService:
                 await self._warmer
         await self.evaluations.stop()
         await self.generator.close()
+        if self.records is not None:
+            self.records.close()
 
     async def ensure_loaded(self) -> None:
         if self._loaded:
@@ -226,7 +240,8 @@ class RAGService:
         def ms(seconds: float) -> float:
             return round(seconds * 1000, 2)
 
-        return {
+        response = {
+            "answer_id": uuid.uuid4().hex,
             "answer": checked_output.text if checked_output else generated,
             "sources": [
                 {"id": c.id, "article_id": c.article_id, "title": c.title, "distance": round(c.distance, 4)}
@@ -261,6 +276,29 @@ class RAGService:
             "tenant": tenant,
             "cost_dollars": round(generation.cost, 8),
         }
+        await self._record(request, response)
+        return response
+
+    async def _record(self, request: ChatRequest, response: dict[str, Any]) -> None:
+        """Keep the answer for feedback and review; a failed write is counted, the answer served anyway."""
+        if self.records is None:
+            return
+        scores = response["scores"]
+        record = AnswerRecord(
+            id=response["answer_id"],
+            tenant=response["tenant"],
+            query=request.query,
+            answer=response["answer"],
+            sources=response["sources"],
+            scores=scores,
+            evaluator_verdict=verdict(scores, self.settings.grounded_threshold),
+            user=request.session_id,
+        )
+        try:
+            await asyncio.to_thread(self.records.add, record)
+        except sqlite3.Error:
+            metrics.RECORD_ERRORS.inc()
+            log.exception("answer %s not recorded", record.id)
 
     def _scan_input(self, query: str, vector: np.ndarray) -> Verdict | None:
         """Raises SafetyBlocked when an enforced check refuses the message; None with the chain off."""

@@ -86,6 +86,16 @@ class RAGSettings(LabSettings):
     tenant_daily_budgets: dict[str, float] = Field(default_factory=dict)
     default_daily_budget: float = Field(default=100.0, gt=0)
 
+    # Answer records (rag_api/records.py): every served answer in SQLite, bounded by age and count. Feedback
+    # on an answer is accepted while its record is kept. User ids (session_id) are stored salted and hashed.
+    records_enabled: bool = True
+    records_path: Path = Path("var/records.sqlite")
+    records_retention_hours: float = Field(default=168.0, gt=0, le=24 * 365)
+    records_max: int = Field(default=10_000, ge=10, le=10_000_000)
+    records_user_salt: str = "observability-lab"
+    # The evaluator's verdict on an answer, compared with the user's vote: grounded at or above this.
+    grounded_threshold: float = Field(default=0.5, ge=0, le=1)
+
     # Quality evaluation: a share of answers is scored in the background by one worker.
     evaluation_sample_rate: float = Field(default=1.0, ge=0, le=1)
     evaluation_queue_size: int = Field(default=100, ge=1, le=100_000)

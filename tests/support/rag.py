@@ -29,6 +29,7 @@ def offline_settings(chroma_path: Path, **overrides: Any) -> RAGSettings:
         "admin_token": None,
         "warm_sentence_cache": False,
         "log_level": "WARNING",
+        "records_path": chroma_path.parent / "records.sqlite",  # never the working directory's var/
     }
     values.update(overrides)
     return RAGSettings(**values)
