@@ -65,3 +65,28 @@ def tokens() -> PanelList:
             "LLM call duration p90", [target(call_p90, "{{gen_ai_provider_name}} {{error_type}}")], unit="s"
         ).span(6),
     ]
+
+
+NEGATIVE_SHARE = (
+    'sum(increase(llm_user_feedback_total{rating="down"}[15m])) / sum(increase(llm_user_feedback_total[15m]))'
+)
+
+
+@BOARD.row("User feedback")
+def feedback() -> PanelList:
+    votes = rate_by("llm_user_feedback_total", "rating, reason")
+    replaced = target(f"sum(rate(llm_user_feedback_replaced_total[{RI}]))", "replaced votes", "B")
+    kept = target("max(llm_answer_records)", "records kept")
+    pruned = rate_by("llm_answer_records_pruned_total", "reason", "pruned: {{reason}}")
+    failed = target(f"sum(rate(llm_answer_record_errors_total[{RI}]))", "not recorded", "B")
+    judge = rate_by("llm_user_feedback_verdicts_total", "evaluator_verdict, user_rating")
+    grounded = target("service:llm_groundedness_score:p50_rate1m", "median groundedness", "B")
+    return [
+        ts("Thumbs up/down per second", [votes, replaced], unit="ops").span(8),
+        ts(
+            "Negative feedback share", [target(NEGATIVE_SHARE, "down share"), grounded], unit="percentunit"
+        ).span(8),
+        ts("Judge vs users", [judge], unit="ops", stack=True).span(8),
+        ts("Answer records kept", [kept]).span(12),
+        ts("Answer records pruned or lost", [pruned, failed], unit="ops").span(12),
+    ]

@@ -1,4 +1,5 @@
-"""LLM cost alerts: a tenant's spend projected past its daily budget, cost per answer, tokens per call."""
+"""LLM cost and feedback alerts: a tenant's spend projected past its daily budget, cost per answer, tokens
+per call, and the users' negative votes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from monitoring.contract import Alert, P
 # than the lab's 1m rate windows on purpose: a day's spend is the quantity, a few minutes its trend.
 BUDGET_WINDOW = P("5m", production="1h")
 # Every range the cost rules use besides 1m (tests/test_prometheus_config.py allows these).
-BUDGET_WINDOWS = {"5m", "1h", "1d"}
+BUDGET_WINDOWS = {"5m", "1h", "1d", "15m"}  # 15m: the negative-feedback share
 # Longer than LLMBudgetBurn's `for`, which mutes these (family cost) when one spike trips all three.
 COST_WARNING_FOR = P("45s", production="20m")
 
@@ -90,5 +91,30 @@ ALERTS = [
         signal='mean of `gen_ai_client_token_usage{gen_ai_token_type="input"}`',
         production_note="over `[5m]`",
         trigger="`cost-spike` (rag_api `token_inflation` fault, `factor` ≥ 10)",
+    ),
+    Alert(
+        name="LLMNegativeFeedbackHigh",
+        group="llm_feedback",
+        service="rag_api",
+        family="feedback",
+        severity="warning",
+        # Votes are rare next to requests: a 15-minute share, and only with enough votes to mean something.
+        expr=(
+            'sum by (service) (increase(llm_user_feedback_total{rating="down"}[15m]))\n'
+            "/ sum by (service) (increase(llm_user_feedback_total[15m])) > {threshold}\n"
+            "and on (service) sum by (service) (rate(llm_user_feedback_total[15m])) > {min_rate}"
+        ),
+        # min_rate 0.01/s: at least 9 votes in the 15 minutes.
+        params={"threshold": P(0.3, production=0.2), "min_rate": P(0.01, production=0.005)},
+        for_=P("30s", production="15m"),
+        summary="Users vote {{ $labels.service }} answers down",
+        description=(
+            "{{ $value | humanizePercentage }} of the user votes over the last 15 minutes are thumbs down "
+            "(threshold {threshold_pct}%)."
+        ),
+        dashboard="llm-cost",
+        panel="Negative feedback share",
+        signal="down votes / all votes of `llm_user_feedback_total` over 15 minutes",
+        trigger="`feedback --negative-rate 0.8` (votes on real answers through POST /feedback)",
     ),
 ]
