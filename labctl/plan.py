@@ -290,6 +290,7 @@ def ml_rag_env(workdir: Path, ports: Ports) -> dict[str, str]:
         "ML_MODEL_DIR": str(workdir / "models"),
         "ML_RAG_URL": ports.url("rag_api"),
         "RAG_CHROMA_PATH": str(workdir / "chroma"),
+        "RAG_RECORDS_PATH": str(workdir / "records.sqlite"),
     }
 
 

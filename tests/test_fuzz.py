@@ -74,6 +74,7 @@ def test_rag_api_schema_fuzz(tmp_path: Path) -> None:
     env = {
         "RAG_PORT": str(free_port()),
         "RAG_CHROMA_PATH": str(tmp_path / "chroma"),
+        "RAG_RECORDS_PATH": str(tmp_path / "records.sqlite"),
         **ADMIN,
         "OPENAI_API_KEY": "",
         "OPENAI_BASE_URL": "",
