@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from lab_common.net import free_port
+from labctl.wait import wait_http
 from rag_api.app import create_app
 from simulations import eval as eval_gate
 from tests.support.rag import copy_index, offline_settings
@@ -60,3 +66,40 @@ def test_the_gate_fails_with_the_hallucination_fault(client: TestClient, tmp_pat
     assert "groundedness_mean" in report["below_floors"] or "pass_rate" in report["below_floors"]
     floors = {c.get("name"): c for c in suite.iter("testcase") if c.get("classname") == "eval.floors"}
     assert any(floors[name].find("failure") is not None for name in report["below_floors"])
+
+
+@pytest.mark.skipif(
+    shutil.which("prometheus-pushgateway") is None, reason="prometheus-pushgateway not installed"
+)
+def test_the_results_reach_a_real_pushgateway(client: TestClient, tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/-/ready", timeout=20)
+        args = argparse.Namespace(
+            eval_set=eval_gate.EVAL_SET,
+            junit=tmp_path / "junit.xml",
+            json=tmp_path / "report.json",
+            pushgateway_url=url,
+            min_groundedness=eval_gate.ROW_MIN_GROUNDEDNESS,
+        )
+        assert eval_gate.gate(lambda path, body: client.post(path, json=body), args) == 0
+        exposition = httpx.get(f"{url}/metrics", timeout=5).text
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    report = json.loads(args.json.read_text())
+    line = next(
+        ln
+        for ln in exposition.splitlines()
+        if ln.startswith("llm_eval_score{") and 'metric="pass_rate"' in ln
+    )
+    assert 'eval_set="nimbus"' in line and 'job="llm_eval"' in line
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(report["metrics"]["pass_rate"])
+    assert re.search(r"^llm_eval_passed\{[^}]*\} 1$", exposition, re.M)
+    assert re.search(r"^llm_eval_last_run_timestamp_seconds\{", exposition, re.M)
