@@ -29,6 +29,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "receiver_http": Endpoint("RECEIVER_HTTP_PORT", 9099),
     "receiver_smtp": Endpoint("RECEIVER_SMTP_PORT", 2525),
     "grafana": Endpoint("GRAFANA_PORT", 3000),
+    "pushgateway": Endpoint("PUSHGATEWAY_PORT", 9091),
 }
 
 
@@ -52,6 +53,7 @@ class Ports:
     receiver_http: int = default_port("receiver_http")
     receiver_smtp: int = default_port("receiver_smtp")
     grafana: int = default_port("grafana")
+    pushgateway: int = default_port("pushgateway")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Ports:

@@ -18,6 +18,7 @@ from labctl import config as cfg
 from labctl.binaries import (
     GRAFANA_INSTALL_HINT,
     MissingTools,
+    find_binary,
     grafana_binary,
     grafana_homepath,
     monitoring_binaries,
@@ -37,6 +38,7 @@ HEALTH: dict[str, tuple[str, str]] = {
     "prometheus": ("prometheus", "/-/ready"),
     "alertmanager": ("alertmanager", "/-/ready"),
     "grafana": ("grafana", "/api/health"),
+    "pushgateway": ("pushgateway", "/-/ready"),
 }
 
 
@@ -106,6 +108,8 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
         prometheus_spec(workdir, ports, root, opts.python, binaries["prometheus"], rendered, base_env),
         alertmanager_spec(workdir, ports, root, binaries["alertmanager"], rendered),
     ]
+    if pushgateway := pushgateway_spec(ports, root):
+        processes.append(pushgateway)
     if grafana := grafana_spec(workdir, ports, root, opts.grafana):
         processes.append(grafana[0])
         rendered.grafana_provisioning = grafana[1]
@@ -243,6 +247,16 @@ def alertmanager_spec(
         "--log.level=warn",
     ]
     return ProcessSpec("alertmanager", cmd, {}, root, health_url("alertmanager", ports))
+
+
+def pushgateway_spec(ports: Ports, root: Path) -> ProcessSpec | None:
+    """The Pushgateway the eval gate pushes to (python -m simulations eval --pushgateway-url); optional: a lab
+    without the binary runs, and the gate just has nowhere to push."""
+    binary = find_binary("prometheus-pushgateway", "pushgateway")
+    if binary is None:
+        return None
+    cmd = [binary, f"--web.listen-address={LOCAL_HOST}:{ports.pushgateway}", "--log.level=warn"]
+    return ProcessSpec("pushgateway", cmd, {}, root, health_url("pushgateway", ports))
 
 
 def grafana_spec(

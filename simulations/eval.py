@@ -26,6 +26,14 @@ EVAL_SET = Path(__file__).resolve().parent / "evalset" / "nimbus.jsonl"
 # metric -> floor: the gate fails below any of them.
 FLOORS = {"pass_rate": 0.8, "groundedness_mean": 0.6, "answer_relevance_mean": 0.2}
 ROW_MIN_GROUNDEDNESS = 0.5
+# What a run pushes to the Pushgateway (docs/metrics.md, "eval gate").
+PUSHED_METRICS = (
+    "llm_eval_score",
+    "llm_eval_baseline_score",
+    "llm_eval_passed",
+    "llm_eval_cases",
+    "llm_eval_last_run_timestamp_seconds",
+)
 Post = Callable[[str, dict[str, Any]], Any]  # (path, json body) -> response with .status_code and .json()
 
 
@@ -117,20 +125,42 @@ def junit(results: list[CaseResult], metrics: dict[str, float], failed_floors: d
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
-def push(url: str, metrics: dict[str, float], passed: bool, cases: int, eval_set: str) -> None:
-    """The run's figures as llm_eval_* gauges, one group per eval set (a push replaces the last one)."""
+def push(
+    url: str,
+    metrics: dict[str, float],
+    passed: bool,
+    cases: int,
+    eval_set: str,
+    baseline: dict[str, float] | None = None,
+) -> None:
+    """The run's figures as llm_eval_* gauges, one group per eval set (a push replaces the last one). The
+    `service` label names what was evaluated: alerts route on it (Prometheus scrapes with honor_labels)."""
     from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
     registry = CollectorRegistry()
     score = Gauge("llm_eval_score", "Eval metric of the last run.", ["metric"], registry=registry)
     for name, value in metrics.items():
         score.labels(name).set(value)
+    if baseline:
+        base = Gauge(
+            "llm_eval_baseline_score", "The metric of the baseline run.", ["metric"], registry=registry
+        )
+        for name, value in baseline.items():
+            base.labels(name).set(value)
     Gauge("llm_eval_passed", "1 when the last run met every floor.", registry=registry).set(int(passed))
     Gauge("llm_eval_cases", "Rows in the last run.", registry=registry).set(cases)
     Gauge(
         "llm_eval_last_run_timestamp_seconds", "When the last run ended.", registry=registry
     ).set_to_current_time()
-    push_to_gateway(url, job="llm_eval", grouping_key={"eval_set": eval_set}, registry=registry, timeout=10)
+    grouping = {"eval_set": eval_set, "service": "rag_api"}
+    push_to_gateway(url, job="llm_eval", grouping_key=grouping, registry=registry, timeout=10)
+
+
+def _read_baseline(path: Path | None) -> dict[str, float] | None:
+    if path is None or not path.exists():
+        return None
+    values = json.loads(path.read_text(encoding="utf-8"))
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         "--pushgateway-url", default=None, help="e.g. http://127.0.0.1:9091 (default: no push)"
     )
     parser.add_argument("--min-groundedness", type=float, default=ROW_MIN_GROUNDEDNESS)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=Path("var/eval/baseline.json"),
+        help="metrics of the last passing run (pushed beside this run's; rewritten when this run passes)",
+    )
     args = parser.parse_args(argv)
     import httpx
 
@@ -172,8 +208,13 @@ def gate(post: Post, args: argparse.Namespace) -> int:
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n", encoding="utf-8")
+    baseline_path = getattr(args, "baseline", None)
+    baseline = _read_baseline(baseline_path)
     if args.pushgateway_url:
-        push(args.pushgateway_url, metrics, not failed, len(results), args.eval_set.stem)
+        push(args.pushgateway_url, metrics, not failed, len(results), args.eval_set.stem, baseline)
+    if baseline_path is not None and not failed:
+        baseline_path.parent.mkdir(parents=True, exist_ok=True)
+        baseline_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     for r in results:
         verdict = "FAIL" if r.failures else "PASS"
         print(f"{verdict} {r.row['kind']:13} {r.row['id']}: {'; '.join(r.failures)}")

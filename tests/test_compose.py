@@ -192,6 +192,7 @@ def test_published_ports_follow_the_contract_and_bind_to_localhost(compose: dict
         "alertmanager": {9093: 9093, 8025: 8025},
         "alert-receiver": {9099: 9099},
         "grafana": {3000: 3000},
+        "pushgateway": {9091: 9091},
     }
     for name, service in services(compose).items():
         published = {}

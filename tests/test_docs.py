@@ -184,6 +184,7 @@ def facts(tmp_path_factory: pytest.TempPathFactory) -> Facts:
     from rag_api.settings import RAGSettings
     from receiver.app import create_app as create_receiver_app
     from receiver.settings import ReceiverSettings
+    from simulations.eval import PUSHED_METRICS
 
     tmp = tmp_path_factory.mktemp("docs-facts")
     # No lifespan (the clients are not entered): routes, metrics and validation need no model or index.
@@ -205,6 +206,7 @@ def facts(tmp_path_factory: pytest.TempPathFactory) -> Facts:
         exposition = client.get("/metrics")
         assert exposition.status_code == 200
         metrics |= metric_names_from_exposition(exposition.text)
+    metrics |= set(PUSHED_METRICS)  # the eval gate's, pushed to the Pushgateway (simulations/eval.py)
 
     return Facts(
         routes={"ml_api": _routes_of(ml), "rag_api": _routes_of(rag), "receiver": _routes_of(receiver)}

@@ -22,6 +22,7 @@ PORTS = Ports(
     receiver_http=19099,
     receiver_smtp=12525,
     grafana=13000,
+    pushgateway=19091,
 )
 
 
@@ -44,6 +45,7 @@ def test_ports_from_env_defaults_and_overrides() -> None:
         "receiver_http": 9099,
         "receiver_smtp": 2525,
         "grafana": 3000,
+        "pushgateway": 9091,
     }
     ports = Ports.from_env({"ML_PORT": "8100", "PROMETHEUS_PORT": " 9190 ", "RAG_PORT": ""})
     assert (ports.ml_api, ports.prometheus, ports.rag_api) == (8100, 9190, 8001)

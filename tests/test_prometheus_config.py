@@ -41,6 +41,7 @@ SERVICES = {
     "prometheus": default_port("prometheus"),
     "alertmanager": default_port("alertmanager"),
     "receiver": default_port("receiver_http"),
+    "pushgateway": default_port("pushgateway"),
 }
 DOCKER_HOSTS = {
     "ml_api": "ml-api",
@@ -48,6 +49,7 @@ DOCKER_HOSTS = {
     "prometheus": "prometheus",
     "alertmanager": "alertmanager",
     "receiver": "alert-receiver",
+    "pushgateway": "pushgateway",
 }
 JOBS = {
     "ml-api": "ml_api",
@@ -55,6 +57,7 @@ JOBS = {
     "prometheus": "prometheus",
     "alertmanager": "alertmanager",
     "receiver": "receiver",
+    "pushgateway": "pushgateway",
 }
 
 

@@ -90,3 +90,27 @@ def feedback() -> PanelList:
         ts("Answer records kept", [kept]).span(12),
         ts("Answer records pruned or lost", [pruned, failed], unit="ops").span(12),
     ]
+
+
+@BOARD.row("Eval gate (Pushgateway)")
+def eval_gate() -> PanelList:
+    scores = target("max by (eval_set, metric) (llm_eval_score)", "{{eval_set}} {{metric}}")
+    base = target(
+        "max by (eval_set, metric) (llm_eval_baseline_score)", "{{eval_set}} {{metric}} baseline", "B"
+    )
+    gap = target(
+        "max by (eval_set, metric) (llm_eval_baseline_score) - on (eval_set, metric)"
+        " max by (eval_set, metric) (llm_eval_score)",
+        "{{eval_set}} {{metric}}",
+    )
+    age = target("time() - max by (eval_set) (llm_eval_last_run_timestamp_seconds)", "{{eval_set}}")
+    passed = [
+        target("max by (eval_set) (llm_eval_passed)", "{{eval_set}} passed"),
+        target("max by (eval_set) (llm_eval_cases)", "{{eval_set}} cases", "B"),
+    ]
+    return [
+        ts("Eval scores per run", [scores, base], unit="percentunit", minimum=0, maximum=1).span(8),
+        ts("Eval score below baseline", [gap]).span(8),
+        stat("Last eval run age", [age], unit="s").span(4),
+        stat("Last eval run passed", passed, decimals=0).span(4),
+    ]

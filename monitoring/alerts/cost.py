@@ -117,4 +117,48 @@ ALERTS = [
         signal="down votes / all votes of `llm_user_feedback_total` over 15 minutes",
         trigger="`feedback --negative-rate 0.8` (votes on real answers through POST /feedback)",
     ),
+    Alert(
+        name="LLMEvalRegression",
+        group="llm_eval",
+        service="rag_api",
+        family="eval",
+        severity="warning",
+        # Both gauges come from the eval gate's push (simulations/eval.py): this run and the last passing one.
+        expr=(
+            "max by (service, eval_set, metric) (llm_eval_baseline_score)\n"
+            "- on (service, eval_set, metric) max by (service, eval_set, metric) (llm_eval_score)\n"
+            "> {threshold}"
+        ),
+        params={"threshold": P(0.05)},
+        for_=P("30s", production="30m"),
+        summary="Eval {{ $labels.metric }} of {{ $labels.service }} fell below its baseline",
+        description=(
+            'The last eval run ({{ $labels.eval_set }}) scored {{ printf "%.2f" $value }} below the last '
+            "passing run on {{ $labels.metric }} (margin {threshold})."
+        ),
+        dashboard="llm-cost",
+        panel="Eval scores per run",
+        signal="baseline minus last run of `llm_eval_score` (Pushgateway)",
+        trigger="an eval run with the `hallucination` fault after a passing one (`--pushgateway-url`)",
+    ),
+    Alert(
+        name="LLMEvalStale",
+        group="llm_eval",
+        service="rag_api",
+        family="eval",
+        severity="warning",
+        expr="time() - max by (service, eval_set) (llm_eval_last_run_timestamp_seconds) > {threshold}",
+        params={"threshold": P(3600, production=2 * 86400)},
+        for_=P("30s", production="1h"),
+        summary="No eval run of {{ $labels.service }} for a while",
+        description=(
+            "The last eval run ({{ $labels.eval_set }}) ended {{ $value | humanizeDuration }} ago (threshold "
+            "{threshold} s): quality changes since then are unchecked."
+        ),
+        dashboard="llm-cost",
+        panel="Eval scores per run",
+        signal="age of `llm_eval_last_run_timestamp_seconds` (Pushgateway)",
+        production_note="(two days)",
+        trigger="no `python -m simulations eval --pushgateway-url …` for an hour",
+    ),
 ]
