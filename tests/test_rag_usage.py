@@ -141,5 +141,5 @@ def test_the_token_inflation_fault_inflates_one_tenants_prompts_only(client: Tes
     retrieval = client.app.state.rag._retrieve(QUESTION, 3)
     single = sum(count_tokens(m["content"]) for m in build_prompt(QUESTION, retrieval.chunks))
     assert acme_tokens > 15 * single  # twenty copies of the context (the system prompt once)
-    assert inflated["cost_dollars"] > 10 * baseline
+    assert inflated["cost_dollars"] > 5 * baseline  # input x20; the answer (output) is unchanged
     assert other["cost_dollars"] == pytest.approx(baseline)

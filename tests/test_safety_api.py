@@ -74,18 +74,18 @@ def test_monitor_inference_with_a_pii_leak_is_recorded_as_external(monitor: Test
     before = metric(monitor, "llm_safety_checks_total", outcome="flagged", **labels)
     response = monitor.post(
         "/monitor/inference",
-        json={"prompt": "What card does Jane use?", "response": LEAKY_RESPONSE, "tenant": "acme",
+        json={"prompt": "What card does Jane use?", "response": LEAKY_RESPONSE, "tenant": "tenant-4711",
               "model": "gpt-4o-mini", "usage": {"prompt_tokens": 12, "completion_tokens": 20},
               "evaluate": False},
     )  # fmt: skip
     assert response.status_code == 200, response.text
     body = response.json()
-    assert "output.pii" in body["flagged"] and body["tenant"] == "acme"
+    assert "output.pii" in body["flagged"] and body["tenant"] == "tenant-4711"
     assert "[REDACTED_CREDIT_CARD]" in body["redacted_response"] and "4111" not in body["redacted_response"]
     assert metric(monitor, "llm_safety_checks_total", outcome="flagged", **labels) == before + 1
     assert metric(monitor, "llm_safety_flags_total", category="credit_card", severity="HIGH", **labels) >= 1
     # The tenant is never a label: no series carries it.
-    assert "acme" not in monitor.get("/metrics").text
+    assert "tenant-4711" not in monitor.get("/metrics").text
 
 
 def test_monitor_inference_returns_quality_scores(monitor: TestClient) -> None:
