@@ -70,7 +70,7 @@ def record_feedback(records: AnswerRecords, body: FeedbackRequest) -> dict[str, 
 
 def feedback_router(records_of: Callable[[], AnswerRecords | None]) -> APIRouter:
     router = APIRouter(tags=["feedback"])
-    unknown = {404: {"description": "Unknown or expired answer_id"}}
+    unknown: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown or expired answer_id"}}
 
     @router.post("/feedback", response_model=FeedbackResponse, responses=unknown)
     def feedback(body: FeedbackRequest) -> Any:

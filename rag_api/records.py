@@ -143,7 +143,8 @@ class AnswerRecords:
 
     def rows(self, feedback: str | None = None) -> Iterator[dict[str, Any]]:
         """Records oldest first; `feedback` "up"/"down" keeps those rated so, "any" those rated at all."""
-        query, args = "SELECT * FROM answers", ()
+        query = "SELECT * FROM answers"
+        args: tuple[str, ...] = ()
         if feedback == "any":
             query += " WHERE rating IS NOT NULL"
         elif feedback is not None:
