@@ -47,7 +47,11 @@ class InferenceRecord(BaseModel):
     )
     model: Label | None = None
     usage: Usage | None = None
-    tenant: Label | None = Field(default=None, description="Echoed back; never a metric label.")
+    tenant: Label | None = Field(
+        default=None,
+        description="Mapped through the tenant allow-list like X-Tenant (missing: the default tenant, "
+        "unknown: `other`) and echoed back as that.",
+    )
     canary: Annotated[str, StringConstraints(min_length=8, max_length=128, strict=True)] | None = Field(
         default=None, description="The app's own canary token: found in the response = prompt leak."
     )

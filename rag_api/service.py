@@ -323,7 +323,7 @@ class RAGService:
         pii = next(r for r in checked_output.results if r.check == "pii")
         return {
             "source": "external",
-            "tenant": record.tenant,
+            "tenant": self.usage.tenant(record.tenant),  # the X-Tenant allow-list: one tenant vocabulary
             "model": record.model,
             "flagged": [f"{r.stage}.{r.check}" for r in flagged],
             "safety": {"input": checked_input.as_dict(), "output": checked_output.as_dict()},

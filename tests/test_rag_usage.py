@@ -143,3 +143,16 @@ def test_the_token_inflation_fault_inflates_one_tenants_prompts_only(client: Tes
     assert acme_tokens > 15 * single  # twenty copies of the context (the system prompt once)
     assert inflated["cost_dollars"] > 5 * baseline  # input x20; the answer (output) is unchanged
     assert other["cost_dollars"] == pytest.approx(baseline)
+
+
+@pytest.mark.parametrize(
+    ("field", "tenant"),
+    [(None, "default"), ("acme", "acme"), (" Globex", "globex"), ("tenant-4711", "other")],
+)
+def test_the_monitor_inference_tenant_goes_through_the_same_allow_list(
+    client: TestClient, field: str | None, tenant: str
+) -> None:
+    payload = {"prompt": QUESTION, "response": "Open Settings > Security.", "evaluate": False}
+    response = client.post("/monitor/inference", json={**payload, "tenant": field})
+    assert response.status_code == 200, response.text
+    assert response.json()["tenant"] == tenant
