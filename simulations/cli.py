@@ -1,5 +1,6 @@
-"""`python -m simulations {drift,hallucination,latency,attack,anomaly,traffic,all,reset}`: inject a fault,
-watch it travel from the metric to the alert to the notification, and print how long each step took.
+"""`python -m simulations {drift,hallucination,latency,attack,anomaly,cost-spike,feedback,traffic,all,reset}`:
+inject a fault, watch it travel from the metric to the alert to the notification, and print how long each
+step took.
 
 Every simulation exits 0 when each expected alert reached every channel its severity routes to (Slack for all,
 email too for critical ones), 1 when one did not (with a hint of where the chain broke), 2 when the lab could
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from simulations.anomaly import SHAPES, AnomalyScenario
 from simulations.attack import AttackScenario
+from simulations.cost import CostSpikeScenario, FeedbackScenario
 from simulations.data import feature_names, parse_features
 from simulations.lab import Lab, LabError, LabUrls
 from simulations.report import print_report, stdout_console
@@ -113,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command",
         required=True,
-        metavar="{drift,hallucination,latency,attack,anomaly,traffic,all,reset}",
+        metavar="{drift,hallucination,latency,attack,anomaly,cost-spike,feedback,traffic,all,reset}",
     )
     for add in (
         _drift_parser,
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         _latency_parser,
         _attack_parser,
         _anomaly_parser,
+        _cost_spike_parser,
+        _feedback_parser,
         _traffic_parser,
         _all_parser,
     ):
@@ -370,6 +374,71 @@ def _anomaly_parser(sub: Subparsers) -> None:
     anomaly.set_defaults(timeout=900.0)
 
 
+def _cost_spike_parser(sub: Subparsers) -> None:
+    spike = sub.add_parser(
+        "cost-spike",
+        parents=[common_options()],
+        help="inflate one tenant's prompts (token_inflation fault); expects the cost alert it raises",
+        description=(
+            "Turn on rag_api's `token_inflation` fault for --tenant (its prompts carry their retrieved "
+            "context --factor times) and send /chat with `X-Tenant: TENANT`. The expected alert follows from "
+            "one probe answer of the tenant (its cost) and the tenant's daily budget "
+            "(llm_tenant_daily_budget_dollars): LLMBudgetBurn (critical: Slack and email; it mutes the cost "
+            "warnings) when the projected day's spend passes the budget, else LLMCostPerRequestHigh when an "
+            "inflated answer costs more than its threshold. The clean-up clears the fault."
+        ),
+    )
+    spike.add_argument(
+        "--tenant", default="acme", help="tenant to inflate (rag_api's allow-list; default %(default)s)"
+    )
+    spike.add_argument(
+        "--factor",
+        type=int,
+        choices=range(1, 101),
+        metavar="1-100",
+        default=20,
+        help="how many times the prompt carries its context (default %(default)s)",
+    )
+    spike.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=120.0,
+        help="seconds of load at most; stops once the alert was notified (default %(default)s)",
+    )
+    spike.add_argument(
+        "--rps", type=_positive(float), default=1.0, help="/chat requests per second (default %(default)s)"
+    )
+
+
+def _feedback_parser(sub: Subparsers) -> None:
+    feedback = sub.add_parser(
+        "feedback",
+        parents=[common_options()],
+        help="vote on real answers through POST /feedback; expects LLMNegativeFeedbackHigh",
+        description=(
+            "Ask /chat for a few answers, then vote on them through POST /feedback, a share "
+            "--negative-rate down (reasons wrong and irrelevant in turn). Expected alert: "
+            "LLMNegativeFeedbackHigh (warning: Slack) when that share is above its threshold. Nothing to "
+            "clean up: the votes stay counted, so the alert resolves once they leave its 15-minute window."
+        ),
+    )
+    feedback.add_argument(
+        "--negative-rate",
+        type=_share,
+        default=0.8,
+        help="share (0-1) of the votes that are thumbs down (default %(default)s)",
+    )
+    feedback.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=120.0,
+        help="seconds of voting at most; stops once the alert was notified (default %(default)s)",
+    )
+    feedback.add_argument(
+        "--rps", type=_positive(float), default=1.0, help="votes per second (default %(default)s)"
+    )
+
+
 def make_lab(args: argparse.Namespace) -> Lab:
     urls = LabUrls(args.ml_url, args.rag_url, args.prometheus_url, args.alertmanager_url, args.receiver_url)
     return Lab(urls, admin_token=args.admin_token)
@@ -416,6 +485,18 @@ def scenario_from(args: argparse.Namespace, name: str) -> Scenario:
             users=args.users,
             ml_url=args.ml_url,
             rag_url=args.rag_url,
+        )
+    if name == "cost-spike":
+        return CostSpikeScenario(
+            tenant=args.tenant,
+            factor=args.factor,
+            duration=args.duration,
+            rps=args.rps,
+            rag_url=args.rag_url,
+        )
+    if name == "feedback":
+        return FeedbackScenario(
+            negative_rate=args.negative_rate, duration=args.duration, rps=args.rps, rag_url=args.rag_url
         )
     return TrafficScenario(duration=args.duration, users=args.users, ml_url=args.ml_url, rag_url=args.rag_url)
 

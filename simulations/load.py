@@ -41,8 +41,10 @@ class PacedSender(threading.Thread):
         count: int | None = None,
         workers: int = 4,
         timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(daemon=True, name="paced-sender")
+        self.headers = headers or {}  # sent with every request (cost-spike: X-Tenant)
         self.url = url
         self.payloads = payloads
         self.rps = rps
@@ -82,7 +84,7 @@ class PacedSender(threading.Thread):
         deadline = self._start + self.duration if self.duration is not None else None
 
         def work() -> None:
-            with httpx.Client(timeout=self.timeout) as client:
+            with httpx.Client(timeout=self.timeout, headers=self.headers) as client:
                 while (payload := self._take(deadline)) is not None:
                     try:
                         r = client.post(self.url, json=payload)
