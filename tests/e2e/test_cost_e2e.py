@@ -1,13 +1,13 @@
-"""User feedback end to end through the simulation itself: `python -m simulations feedback`'s scenario votes
-real answers down through POST /feedback, LLMNegativeFeedbackHigh fires in Prometheus and Alertmanager
-delivers it to the receiver's Slack."""
+"""Cost and feedback end to end through the simulations themselves: `cost-spike` inflates one tenant's prompts
+and LLMBudgetBurn reaches Slack and email; `feedback` votes real answers down through POST /feedback and
+LLMNegativeFeedbackHigh reaches Slack."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from simulations.cost import FeedbackScenario
+from simulations.cost import CostSpikeScenario, FeedbackScenario
 from simulations.scenarios import execute
 
 from .conftest import Lab
@@ -37,3 +37,14 @@ def test_the_feedback_simulation_delivers_its_alert(lab: Lab) -> None:
     assert watch.delivered, (watch, outcome.summary, lab.snapshot())
     lab.figures["feedback: votes -> slack notification (s)"] = round(watch.notified_after["slack"] or 0, 1)
     assert scenario.sender is not None and set(scenario.sender.counts) == {"200"}, scenario.sender.counts
+
+
+def test_the_cost_spike_simulation_delivers_the_budget_alert(lab: Lab) -> None:
+    scenario = CostSpikeScenario(tenant="acme", factor=20, duration=90, rps=2, rag_url=lab.rag_url)
+    assert [e.alert for e in scenario.expected] == ["LLMBudgetBurn"]  # the lab's $100 budget
+    outcome = execute(lab.stack.client, scenario, timeout=ALERT_TIMEOUT)
+    (watch,) = outcome.watches
+    assert watch.delivered, (watch, outcome.summary, lab.snapshot())
+    assert watch.channels == ("slack", "email")
+    lab.figures["cost-spike: fault -> email notification (s)"] = round(watch.notified_after["email"] or 0, 1)
+    assert not lab.active_faults("rag_api"), "the clean-up left the token_inflation fault on"
