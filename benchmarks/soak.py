@@ -6,7 +6,8 @@ Starts `python -m ml_api` and `python -m rag_api` (offline, evaluation async, la
 ports, measures each process's RSS after start-up and warm-up, then sends --rps requests/s for --minutes
 (/predict with tickets from the training generator, /predict/batch, /chat with in-domain and out-of-domain
 questions and distinct session ids, /triage, a share of invalid requests), and prints requests by status,
-latency percentiles, and RSS after the run. Goals: zero 5xx, RSS growth <= 10%.
+latency percentiles, RSS and the series count on /metrics after warm-up and after the run. Goals: zero 5xx,
+RSS growth <= 10%, a flat series count.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ async def run_load(plan: list[tuple[str, str, dict]], rps: float) -> tuple[Count
     return statuses, latencies
 
 
+def series_count(url: str) -> int:
+    """Samples on /metrics: the series Prometheus stores for this process (bounded labels keep it flat)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,11 +127,13 @@ def main() -> None:
     try:
         asyncio.run(run_load(make_requests(ml_url, rag_url, int(args.rps * 20)), args.rps))  # warm-up, 20 s
         rss_start = {"ml_api": rss_mb(ml.pid), "rag_api": rss_mb(rag.pid)}
+        series_start = {"ml_api": series_count(ml_url), "rag_api": series_count(rag_url)}
         n = int(args.rps * args.minutes * 60)
         started = time.perf_counter()
         statuses, latencies = asyncio.run(run_load(make_requests(ml_url, rag_url, n), args.rps))
         elapsed = time.perf_counter() - started
         rss_end = {"ml_api": rss_mb(ml.pid), "rag_api": rss_mb(rag.pid)}
+        series_end = {"ml_api": series_count(ml_url), "rag_api": series_count(rag_url)}
     finally:
         for process in (ml, rag):
             process.terminate()
@@ -140,7 +149,8 @@ def main() -> None:
     for name in rss_start:
         growth = (rss_end[name] / rss_start[name] - 1) * 100
         print(f"{name}: RSS after warm-up {rss_start[name]:.0f} MB, after soak {rss_end[name]:.0f} MB "
-              f"({growth:+.1f}%, goal <= +10%)")  # fmt: skip
+              f"({growth:+.1f}%, goal <= +10%); "
+              f"series {series_start[name]} -> {series_end[name]}")  # fmt: skip
 
 
 if __name__ == "__main__":
