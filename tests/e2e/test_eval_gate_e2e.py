@@ -1,5 +1,5 @@
 """The eval gate end to end: `python -m simulations eval` against the lab's rag_api passes, pushes its figures
-to the lab's real Pushgateway, and Prometheus scrapes them from there as llm_eval_* series with their labels."""
+to the lab's real Pushgateway, and Prometheus scrapes them from there as llm_eval_* series with labels."""
 
 from __future__ import annotations
 
