@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from simulations.anomaly import SHAPES, AnomalyScenario
 from simulations.attack import AttackScenario
-from simulations.data import feature_names, parse_features
+from simulations.data import ROOT, feature_names, parse_features
+from simulations.html_report import default_path, write_report
 from simulations.lab import Lab, LabError, LabUrls
 from simulations.report import print_report, stdout_console
 from simulations.scenarios import (
@@ -93,6 +95,15 @@ def common_options() -> argparse.ArgumentParser:
         help="after the alert came, leave the fault on (and the drift window as it is) instead of "
         "cleaning up",
     )
+    report = common.add_argument_group("the HTML report (a chart per expected alert, and the table)")
+    report.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help=f"where to write it (default {default_path('COMMAND', 0).parent.relative_to(ROOT)}/"
+        "simulation-COMMAND-DATE-TIME.html)",
+    )
+    report.add_argument("--no-report", action="store_true", help="write no HTML report")
     return common
 
 
@@ -370,6 +381,12 @@ def _anomaly_parser(sub: Subparsers) -> None:
     anomaly.set_defaults(timeout=900.0)
 
 
+def report_path(args: argparse.Namespace) -> Path | None:
+    if args.no_report or args.no_wait:
+        return None
+    return args.report or default_path(args.command)
+
+
 def make_lab(args: argparse.Namespace) -> Lab:
     urls = LabUrls(args.ml_url, args.rag_url, args.prometheus_url, args.alertmanager_url, args.receiver_url)
     return Lab(urls, admin_token=args.admin_token)
@@ -428,7 +445,14 @@ def defaults_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
     return sub_args
 
 
-def finish(lab: Lab, outcomes: list[Outcome], timeout: float, *, with_recovery: bool = False) -> int:
+def finish(
+    lab: Lab,
+    outcomes: list[Outcome],
+    timeout: float,
+    *,
+    with_recovery: bool = False,
+    report: Path | None = None,
+) -> int:
     if not any(o.waited for o in outcomes):
         for o in outcomes:
             for line in o.summary:
@@ -440,6 +464,9 @@ def finish(lab: Lab, outcomes: list[Outcome], timeout: float, *, with_recovery: 
     print_report(outcomes, with_recovery=with_recovery)
     problems = hints(lab, outcomes, timeout)
     failed_traffic = [o for o in outcomes if not o.ok and not o.watches]
+    if report is not None:
+        written = write_report(lab, outcomes, report, with_recovery=with_recovery, notes=problems)
+        print(f"report: {written} (charts of each watched metric; open it in a browser)")
     if problems or failed_traffic:
         console = stdout_console()
         console.print("\n[bold red]Not every expected alert was delivered.[/] What to check:")
@@ -478,7 +505,7 @@ def run_all(lab: Lab, args: argparse.Namespace, console: Console) -> int:
         outcomes.append(outcome)
         if not args.no_wait and not args.keep_fault:
             recover(lab, outcome, args.recovery_timeout, console)
-    rc = finish(lab, outcomes, args.timeout, with_recovery=True) if outcomes else 0
+    rc = finish(lab, outcomes, args.timeout, with_recovery=True, report=report_path(args)) if outcomes else 0
     if errors:
         console.print(
             "\n[bold red]Simulations that could not run:[/]", *errors, sep="\n  - ", highlight=False
@@ -516,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_fault=args.keep_fault,
             console=console,
         )
-        return finish(lab, [outcome], args.timeout)
+        return finish(lab, [outcome], args.timeout, report=report_path(args))
     except LabError as exc:
         console.print(f"[bold red]cannot run {args.command}:[/] {exc}", highlight=False)
         return 2
