@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from lab_common.endpoints import Ports
 from simulations.anomaly import SHAPES, AnomalyScenario
 from simulations.attack import AttackScenario
 from simulations.data import ROOT, feature_names, parse_features
@@ -65,7 +66,7 @@ def _features(text: str) -> list[str]:
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("where the lab is, and how long to wait")
-    defaults = LabUrls.from_ports()
+    defaults = LabUrls.from_ports(Ports.from_env())  # ML_PORT=8100 ... move them, as for labctl
     g.add_argument("--ml-url", default=defaults.ml, help="ml_api (default %(default)s)")
     g.add_argument("--rag-url", default=defaults.rag, help="rag_api (default %(default)s)")
     g.add_argument("--prometheus-url", default=defaults.prometheus, help="default %(default)s")
@@ -206,8 +207,8 @@ def _hallucination_parser(sub: Subparsers) -> None:
         "--hallucination-rate",
         type=_share,
         default=0.5,
-        help="share (0-1) of answers the fault makes ignore or contradict their sources; above ~0.1 the p90 "
-        "score crosses the threshold (default %(default)s)",
+        help="share (0-1) of answers the fault makes ignore or contradict their sources; 0.1 leaves the p90 "
+        "score hovering near the threshold (usually no alert), the default crosses it (default %(default)s)",
     )
     hall.add_argument(
         "--out-of-domain-share",
