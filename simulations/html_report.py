@@ -17,8 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from monitoring.contract import alert as contract_alert
-from monitoring.contract import threshold
+from monitoring.contract import alerts_by_name, threshold
 from simulations.chart import MARKER_COLOURS, Chart, Marker, Series, svg
 from simulations.data import ROOT
 from simulations.lab import Lab
@@ -85,8 +84,13 @@ def chart_for(lab: Lab, outcome: Outcome, w: Watch, end: float) -> Chart:
         series.append(
             Series(w.expected.signal, _points(lab.query_range(w.expected.signal, start, end, step)))
         )
-    rule = contract_alert(w.expected.alert)
-    hold = lab_for(lab, w.expected.alert) or rule.for_.get()
+    rule = alerts_by_name().get(w.expected.alert)  # None: an alert declared outside the contract
+    hold = lab_for(lab, w.expected.alert) or (rule.for_.get() if rule else "its for:")
+    try:
+        line = threshold(w.expected.alert)
+    except KeyError:  # not in the contract, or no `threshold` param: no line to draw
+        line = None
+    condition = f"{rule.condition()} " if rule and line is not None else ""
     compared = w.expected.signal or w.expected.metric
     markers = [Marker(since, "injection", "injection")]
     markers += _alert_markers(lab, w, start, end, step, since)
@@ -98,8 +102,8 @@ def chart_for(lab: Lab, outcome: Outcome, w: Watch, end: float) -> Chart:
         origin=since,
         step=step,
         series=series,
-        threshold=threshold(w.expected.alert),
-        threshold_label=f"{w.expected.alert} fires when {compared} {rule.condition()} for {hold}",
+        threshold=line,
+        threshold_label=f"{w.expected.alert} fires when {compared} {condition}for {hold}",
         markers=markers,
     )
 
