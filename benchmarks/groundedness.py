@@ -49,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     from rag_api.evaluation import build_evaluator, evaluator_from_env, read_rows, score_rows
     from rag_api.text import words
 
+    if not args.data.is_file():
+        print(
+            f"no labelled data at {args.data}: this benchmark needs a JSONL file the repository "
+            "does not ship. "
+            'Pass one with --data PATH; each line: {"id", "source", "question", "context", '
+            '"answer", "label"} with label 1 for a hallucinated answer, 0 for a grounded one '
+            "(docs/benchmarks.md, 'Groundedness scorer', names the public sets the figures come from).",
+            file=sys.stderr,
+        )
+        return 2
     rows = read_rows(args.data)
     if args.limit:
         kept: dict[str, int] = defaultdict(int)

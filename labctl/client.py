@@ -168,6 +168,20 @@ class LabClient:
             raise LabError(f"Prometheus rejected the query {expr!r}: {body.get('error')}")
         return body["data"]["result"]
 
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """A range query's result matrix: one {metric, values: [[epoch, "value"], ...]} per series."""
+        body = self._json(
+            f"{self.urls.prometheus}/api/v1/query_range",
+            f"is Prometheus up at {self.urls.prometheus}? (--prometheus-url)",
+            query=expr,
+            start=f"{start:.3f}",
+            end=f"{end:.3f}",
+            step=f"{step:g}",
+        )
+        if body.get("status") != "success":
+            raise LabError(f"Prometheus rejected the query {expr!r}: {body.get('error')}")
+        return body["data"]["result"]
+
     def query_max(self, expr: str) -> float | None:
         """The largest value of an instant query, or None when it returns nothing (or only NaN)."""
         values = [float(s["value"][1]) for s in self.query(expr)]

@@ -18,6 +18,7 @@ import yaml
 
 from lab_common.endpoints import ENDPOINTS, Ports
 from lab_common.endpoints import free_ports as free_ports  # re-exported: the tests use it
+from monitoring.render import Links
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +114,47 @@ def shorten_rules(files: Iterable[Path], dest: Path, max_for: float) -> list[Pat
         for rule in rules:
             rule["for"] = format_duration(parse_duration(rule["for"]) * scale)
     return [_dump_yaml(data, dest / src.name) for src, data in loaded]
+
+
+def contract_profile(text: str) -> str | None:
+    """The profile whose `make generate` output `text` is (with the default links), else None."""
+    from monitoring.alerts import ALERTS
+    from monitoring.contract import PROFILES
+    from monitoring.render import render_rules
+
+    return next((p for p in PROFILES if render_rules(ALERTS, p) == text), None)
+
+
+def render_rule_files(
+    files: Iterable[Path], dest: Path, links: Links, *, max_for: float | None = None
+) -> list[Path]:
+    """Copies of the rule files for one lab. A file generated from the monitoring contract is rendered
+    again with this lab's links (runbooks on its receiver, dashboards on its Grafana or, without one, the
+    Prometheus graph), so every link of a notification answers; other files are copied as they are. With
+    `max_for`, every `for:` is then scaled down (shorten_rules)."""
+    from monitoring.alerts import ALERTS
+    from monitoring.render import render_rules
+
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src in files:
+        text = src.read_text(encoding="utf-8")
+        profile = contract_profile(text)
+        out = dest / src.name
+        out.write_text(render_rules(ALERTS, profile, links) if profile else text, encoding="utf-8")
+        written.append(out)
+    if max_for is not None:
+        written = shorten_rules(written, dest, max_for)
+    return written
+
+
+def lab_links(ports: Ports, *, grafana: bool) -> Links:
+    """Where the notifications of a lab on `ports` link to (the names Prometheus's own links use)."""
+    return Links(
+        runbook_base=f"{ports.url('receiver_http', 'localhost')}/runbooks",
+        dashboard_base=ports.url("grafana", "localhost") if grafana else None,
+        prometheus_base=ports.url("prometheus", "localhost"),
+    )
 
 
 def alert_names(files: Iterable[Path]) -> list[str]:

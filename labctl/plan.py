@@ -100,7 +100,8 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
     binaries = monitoring_binaries()
     for sub in ("run", "prometheus", "alertmanager", "receiver", "logs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
-    rendered = render_configs(workdir, ports, root, opts)
+    grafana = grafana_spec(workdir, ports, root, opts.grafana)
+    rendered = render_configs(workdir, ports, root, opts, grafana=grafana is not None)
     base_env = {"PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
     processes = [
         receiver_spec(workdir, ports, root, opts.python, base_env),
@@ -110,7 +111,7 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
     ]
     if pushgateway := pushgateway_spec(ports, root):
         processes.append(pushgateway)
-    if grafana := grafana_spec(workdir, ports, root, opts.grafana):
+    if grafana:
         processes.append(grafana[0])
         rendered.grafana_provisioning = grafana[1]
     if opts.traffic:
@@ -118,8 +119,9 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
     return LabPlan(workdir, ports, rendered, processes, prepare_steps(workdir, opts.python))
 
 
-def render_configs(workdir: Path, ports: Ports, root: Path, opts: Options) -> Rendered:
-    """Prometheus's and Alertmanager's configuration, the targets, the rules and the Slack URL file."""
+def render_configs(workdir: Path, ports: Ports, root: Path, opts: Options, *, grafana: bool) -> Rendered:
+    """Prometheus's and Alertmanager's configuration, the targets, the rules (their links to this lab's
+    receiver and, when it runs, Grafana) and the Slack URL file."""
     run = workdir / "run"
     prom_src = root / "prometheus" / "prometheus.yml"
     am_src = root / "alertmanager" / "alertmanager.yml"
@@ -129,9 +131,10 @@ def render_configs(workdir: Path, ports: Ports, root: Path, opts: Options) -> Re
     targets_dir = run / "targets"
     cfg.render_targets(native_targets_dir(root), targets_dir, ports)
     rules_dir = opts.rules_dir
-    if rules_dir is None and opts.max_for is not None:
+    if rules_dir is None:
         rules_dir = run / "rules"
-        cfg.shorten_rules(cfg.rule_files(prom_src), rules_dir, opts.max_for)
+        links = cfg.lab_links(ports, grafana=grafana)
+        cfg.render_rule_files(cfg.rule_files(prom_src), rules_dir, links, max_for=opts.max_for)
     prometheus_config = cfg.render_prometheus_config(
         prom_src,
         run / "prometheus.yml",
@@ -155,7 +158,7 @@ def render_configs(workdir: Path, ports: Ports, root: Path, opts: Options) -> Re
         alertmanager_config=alertmanager_config,
         slack_url_file=slack_url_file,
         targets_dir=targets_dir,
-        rules_dir=rules_dir or prom_src.parent / "rules",
+        rules_dir=rules_dir,
         grafana_provisioning=None,
     )
 

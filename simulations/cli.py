@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from lab_common.endpoints import Ports
 from simulations.anomaly import SHAPES, AnomalyScenario
 from simulations.attack import AttackScenario
 from simulations.cost import CostSpikeScenario, FeedbackScenario
-from simulations.data import feature_names, parse_features
+from simulations.data import ROOT, feature_names, parse_features
+from simulations.html_report import default_path, write_report
 from simulations.lab import Lab, LabError, LabUrls
 from simulations.report import print_report, stdout_console
 from simulations.scenarios import (
@@ -65,7 +68,7 @@ def _features(text: str) -> list[str]:
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("where the lab is, and how long to wait")
-    defaults = LabUrls.from_ports()
+    defaults = LabUrls.from_ports(Ports.from_env())  # ML_PORT=8100 ... move them, as for labctl
     g.add_argument("--ml-url", default=defaults.ml, help="ml_api (default %(default)s)")
     g.add_argument("--rag-url", default=defaults.rag, help="rag_api (default %(default)s)")
     g.add_argument("--prometheus-url", default=defaults.prometheus, help="default %(default)s")
@@ -95,6 +98,15 @@ def common_options() -> argparse.ArgumentParser:
         help="after the alert came, leave the fault on (and the drift window as it is) instead of "
         "cleaning up",
     )
+    report = common.add_argument_group("the HTML report (a chart per expected alert, and the table)")
+    report.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help=f"where to write it (default {default_path('COMMAND', 0).parent.relative_to(ROOT)}/"
+        "simulation-COMMAND-DATE-TIME.html)",
+    )
+    report.add_argument("--no-report", action="store_true", help="write no HTML report")
     return common
 
 
@@ -199,8 +211,8 @@ def _hallucination_parser(sub: Subparsers) -> None:
         "--hallucination-rate",
         type=_share,
         default=0.5,
-        help="share (0-1) of answers the fault makes ignore or contradict their sources; above ~0.1 the p90 "
-        "score crosses the threshold (default %(default)s)",
+        help="share (0-1) of answers the fault makes ignore or contradict their sources; 0.1 leaves the p90 "
+        "score hovering near the threshold (usually no alert), the default crosses it (default %(default)s)",
     )
     hall.add_argument(
         "--out-of-domain-share",
@@ -439,6 +451,12 @@ def _feedback_parser(sub: Subparsers) -> None:
     )
 
 
+def report_path(args: argparse.Namespace) -> Path | None:
+    if args.no_report or args.no_wait:
+        return None
+    return args.report or default_path(args.command)
+
+
 def make_lab(args: argparse.Namespace) -> Lab:
     urls = LabUrls(args.ml_url, args.rag_url, args.prometheus_url, args.alertmanager_url, args.receiver_url)
     return Lab(urls, admin_token=args.admin_token)
@@ -509,7 +527,14 @@ def defaults_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
     return sub_args
 
 
-def finish(lab: Lab, outcomes: list[Outcome], timeout: float, *, with_recovery: bool = False) -> int:
+def finish(
+    lab: Lab,
+    outcomes: list[Outcome],
+    timeout: float,
+    *,
+    with_recovery: bool = False,
+    report: Path | None = None,
+) -> int:
     if not any(o.waited for o in outcomes):
         for o in outcomes:
             for line in o.summary:
@@ -521,6 +546,9 @@ def finish(lab: Lab, outcomes: list[Outcome], timeout: float, *, with_recovery: 
     print_report(outcomes, with_recovery=with_recovery)
     problems = hints(lab, outcomes, timeout)
     failed_traffic = [o for o in outcomes if not o.ok and not o.watches]
+    if report is not None:
+        written = write_report(lab, outcomes, report, with_recovery=with_recovery, notes=problems)
+        print(f"report: {written} (charts of each watched metric; open it in a browser)")
     if problems or failed_traffic:
         console = stdout_console()
         console.print("\n[bold red]Not every expected alert was delivered.[/] What to check:")
@@ -559,7 +587,7 @@ def run_all(lab: Lab, args: argparse.Namespace, console: Console) -> int:
         outcomes.append(outcome)
         if not args.no_wait and not args.keep_fault:
             recover(lab, outcome, args.recovery_timeout, console)
-    rc = finish(lab, outcomes, args.timeout, with_recovery=True) if outcomes else 0
+    rc = finish(lab, outcomes, args.timeout, with_recovery=True, report=report_path(args)) if outcomes else 0
     if errors:
         console.print(
             "\n[bold red]Simulations that could not run:[/]", *errors, sep="\n  - ", highlight=False
@@ -602,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_fault=args.keep_fault,
             console=console,
         )
-        return finish(lab, [outcome], args.timeout)
+        return finish(lab, [outcome], args.timeout, report=report_path(args))
     except LabError as exc:
         console.print(f"[bold red]cannot run {args.command}:[/] {exc}", highlight=False)
         return 2

@@ -140,9 +140,11 @@ class DriftScenario(PacedScenario):
         metric = "max feature drift score (KS)"
         query = f"max(ml_feature_drift_score{selector})"
         if len(features) / len(feature_names()) >= 0.5:
-            self.expected = [Expected("MLDataDriftDetected", "ml_api", metric, query)]
+            flag = "max(ml_dataset_drift_detected)"
+            self.expected = [Expected("MLDataDriftDetected", "ml_api", metric, query, signal=flag)]
         else:
-            self.expected = [Expected("MLFeatureDrift", "ml_api", metric, query)]
+            flag = f"max(ml_feature_drift_detected{selector})"
+            self.expected = [Expected("MLFeatureDrift", "ml_api", metric, query, signal=flag)]
         self.sender: PacedSender | None = None
 
     def start(self, lab: Lab, hold: float) -> None:

@@ -50,6 +50,9 @@ class Expected:
     service: str  # the alert's `service` label (ml_api, rag_api)
     metric: str  # what the table calls the watched value
     query: str  # PromQL; the largest sample is taken
+    # The series the contract's threshold compares, when it is not `query` (drift alerts test a 0/1 flag
+    # while the table shows the KS distance); the report's chart draws both.
+    signal: str | None = None
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Watch:
     prometheus_state: str = "inactive"
     alertmanager_state: str | None = None  # active, suppressed, unprocessed
     suppressed_by: list[str] = field(default_factory=list)
+    pending_after: float | None = None  # first seen pending in Prometheus (by this once-a-second poll)
     fired_after: float | None = None
     notified_after: dict[str, float | None] = field(default_factory=dict)
     resolved_after: float | None = None
@@ -99,6 +103,8 @@ class Watch:
             self.peak = value
         if self.fired_after is None:
             self.prometheus_state = lab.prometheus_alert_state(self.expected.alert)
+            if self.prometheus_state in ("pending", "firing") and self.pending_after is None:
+                self.pending_after = now - injected_at
         mine = [a for a in am_alerts if self._matches(a.get("labels", {}))]
         states = {a.get("status", {}).get("state") for a in mine}
         self.alertmanager_state = (
@@ -170,6 +176,12 @@ class Watch:
             return (
                 f"{name} was still pending in Prometheus after {timeout:.0f}s: its `for:` had not elapsed. "
                 "Give it more time (--timeout) or keep the fault on longer (--duration)."
+            )
+        if self.pending_after is not None:
+            return (
+                f"{name} went pending in Prometheus after {self.pending_after:.0f}s but was back to inactive "
+                f"before its `for:` elapsed: {self.expected.metric} (peak {fmt(self.peak)}) did not stay "
+                "past the threshold. Keep the fault on longer (--duration) or make it stronger."
             )
         moved = self.peak is not None and (self.before is None or self.peak > self.before)
         if not moved:

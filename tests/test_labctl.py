@@ -282,6 +282,47 @@ def test_lab_plan_renders_configs_prometheus_and_alertmanager_accept(tmp_path: P
         assert spec.env["ML_PORT"] == str(PORTS.ml_api) and spec.env["RAG_PORT"] == str(PORTS.rag_api)
 
 
+def _annotations(rules_dir: Path) -> dict[str, dict[str, str]]:
+    return {
+        rule["alert"]: rule["annotations"]
+        for path in sorted(rules_dir.glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+
+
+@pytest.mark.parametrize("grafana", [False, True])
+def test_rendered_rules_link_to_this_labs_receiver_and_dashboards(tmp_path: Path, grafana: bool) -> None:
+    from monitoring.contract import alerts_by_name
+    from monitoring.render import Links
+
+    rules = cfg.rule_files(ROOT / "prometheus" / "prometheus.yml")
+    written = cfg.render_rule_files(rules, tmp_path, cfg.lab_links(PORTS, grafana=grafana), max_for=5)
+    assert sorted(p.name for p in written) == sorted(p.name for p in rules)
+    annotations = _annotations(tmp_path)
+    assert sorted(annotations) == sorted(alerts_by_name())
+    for name, notes in annotations.items():
+        assert notes["runbook_url"] == f"http://localhost:{PORTS.receiver_http}/runbooks#{name.lower()}"
+        if grafana:
+            assert notes["dashboard_url"].startswith(f"http://localhost:{PORTS.grafana}/d/"), notes
+        else:  # no Grafana: the Prometheus graph of the alert's own expression
+            graph = Links(dashboard_base=None, prometheus_base=f"http://localhost:{PORTS.prometheus}")
+            assert notes["dashboard_url"] == graph.dashboard(alerts_by_name()[name])
+    # Everything but the links is the repository's rule file, as generated.
+    original = _annotations(ROOT / "prometheus" / "rules")
+    assert {n: a["summary"] for n, a in annotations.items()} == {n: a["summary"] for n, a in original.items()}
+
+
+def test_rule_files_not_from_the_contract_are_copied_as_they_are(tmp_path: Path) -> None:
+    own = write(
+        tmp_path / "src" / "mine.yml",
+        "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: up\n",
+    )
+    (out,) = cfg.render_rule_files([own], tmp_path / "out", cfg.lab_links(PORTS, grafana=False))
+    assert out.read_text() == own.read_text()
+
+
 # ------------------------------------------------------------------------------------------------- status
 
 

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,37 +23,19 @@ from monitoring.contract import alerts_by_name
 from monitoring.render import Links
 from receiver.inbox import mrkdwn
 from receiver.runbooks import anchor
-from tests.support.receiver import ROOT, Receiver, chromium, dump_dom, start_receiver, stop
+from tests.support.receiver import (
+    ROOT,
+    Elements,
+    Receiver,
+    dump_dom,
+    needs_chromium,
+    start_receiver,
+    stop,
+)
 
 AM_DIR = ROOT / "alertmanager"
 ALERT_RULES = ROOT / "prometheus" / "rules" / "alerts.yml"
 HOSTILE = '<img src=x onerror="document.title=1"><script>document.title=2</script>'
-
-
-def needs_chromium() -> None:
-    if chromium() is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (make browser installs it)")
-        pytest.skip("chromium not installed (sudo apt-get install -y chromium, or `make browser` as root)")
-
-
-class Elements(HTMLParser):
-    """Start tags with their attributes, and the page's text, from a DOM dump."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-    def having(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
-        return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
 
 
 @dataclass

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from labctl.stack import NativeStack
 from simulations.data import drifted_tickets, reference_stats
 from simulations.scenarios import latency_expectations
 from tests.support.lab import native_stack
+from tests.support.receiver import Elements, dump_dom, needs_chromium
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -113,6 +115,19 @@ def test_drifted_tickets_move_by_the_asked_standard_deviations() -> None:
     assert moved["ticket_length"] == calm["ticket_length"]
 
 
+def test_the_hint_of_an_alert_that_went_pending_and_back_says_so() -> None:
+    from types import SimpleNamespace
+
+    from simulations.lab import LabUrls
+    from simulations.watch import Expected, Watch
+
+    watch = Watch("latency", Expected("MLHighLatencyP90", "ml_api", "ML p90 latency (s)", "vector(1)"))
+    watch.before, watch.peak, watch.pending_after = 0.01, 0.4, 6.0
+    watch.prometheus_state = "inactive"  # pending once, back to inactive before `for:` elapsed
+    hint = watch.hint(SimpleNamespace(urls=LabUrls.from_ports()), timeout=60)
+    assert "went pending" in hint and "after 6s" in hint and "never became pending" not in hint, hint
+
+
 # -------------------------------------------------------------------------------------------- with a lab
 
 
@@ -137,9 +152,12 @@ def _notified(stack: NativeStack, alert: str, channel: str, since: float) -> lis
     ]
 
 
-def test_drift_end_to_end_alert_delivered(stack: NativeStack) -> None:
+def test_drift_end_to_end_alert_delivered(stack: NativeStack, tmp_path: Path) -> None:
     since = time.time()
-    r = run_cli("drift", *lab_args(stack), "--drift-amount", "1.5", "--timeout", "90")
+    report = tmp_path / "report.html"
+    r = run_cli(
+        "drift", *lab_args(stack), "--drift-amount", "1.5", "--timeout", "90", "--report", str(report)
+    )
     out = r.stdout
     assert r.returncode == 0, f"exit {r.returncode}\n{out}\n{r.stderr}"
     row = next((ln for ln in out.splitlines() if "MLDataDriftDetected" in ln), "")
@@ -152,6 +170,28 @@ def test_drift_end_to_end_alert_delivered(stack: NativeStack) -> None:
     # The clean-up emptied the drift window (so the alert resolves).
     status = httpx.get(f"{stack.ml_url}/drift/status", timeout=10).json()
     assert status["window_size"] < 100, status
+    check_report(report, out, {"drift": ["MLDataDriftDetected"]}, tmp_path)
+
+
+def check_report(report: Path, out: str, alerts: dict[str, list[str]], tmp_path: Path) -> None:
+    """The HTML report the run printed: in headless Chromium, one section per scenario with a chart per
+    expected alert, its threshold line, and the markers of the chain the table claims."""
+    assert f"report: {report}" in out, out
+    needs_chromium()
+    page = Elements(dump_dom(report.as_uri(), tmp_path))
+    sections = page.having("section", **{"class": "scenario"})
+    assert [s["data-scenario"] for s in sections] == list(alerts), sections
+    charts = page.having("svg", **{"class": "chart"})
+    assert len(charts) == sum(len(names) for names in alerts.values()), charts
+    for names in alerts.values():
+        for name in names:
+            assert any(c["aria-label"].endswith(name) for c in charts), (name, charts)
+    assert page.having("line", **{"class": "threshold"}), "no threshold line"
+    assert page.having("polyline", **{"class": "series"}), "no metric line: range query empty?"
+    kinds = {m["data-kind"] for m in page.having("g", **{"class": "marker"})}
+    assert {"injection", "pending", "firing", "notification"} <= kinds, kinds
+    text = " ".join(page.text)
+    assert "Fault simulations: from injection to notification" in text and "delivered" in text
 
 
 def test_an_alert_that_cannot_come_exits_1_with_a_hint(stack: NativeStack) -> None:

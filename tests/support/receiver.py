@@ -12,9 +12,11 @@ import sys
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
+import pytest
 
 from lab_common.net import free_port
 
@@ -144,3 +146,29 @@ def dump_dom(url: str, tmp_path: Path, timeout: float = 90) -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+def needs_chromium() -> None:
+    if chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (make browser installs it)")
+        pytest.skip("chromium not installed (sudo apt-get install -y chromium, or `make browser` as root)")
+
+
+class Elements(HTMLParser):
+    """Start tags with their attributes, and the page's text, from a DOM dump."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def having(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
