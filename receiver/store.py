@@ -65,7 +65,7 @@ class NotificationStore:
         self.out = out or sys.stdout
         self._items: deque[tuple[dict[str, Any], int]] = deque()
         self._kept_bytes = 0
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._load()
@@ -138,15 +138,20 @@ class NotificationStore:
             EVICTED.labels("inbox").inc()
 
     def _is_duplicate(self, key: str, now: float) -> bool:
+        """The same as the LAST notification of its group (channel + group key) within the window, compared
+        with the last one only: an alert that resolved and fires again is news, though it repeats one."""
         window = self.bounds.dedup_seconds
-        while self._seen and next(iter(self._seen.values())) < now - window:
+        while self._seen and next(iter(self._seen.values()))[1] < now - window:
             self._seen.popitem(last=False)
         if window <= 0:
             return False
-        if key in self._seen:
+        group = key.rsplit("|", 2)[0]  # dedup_key: channel|group|status|digest
+        last = self._seen.get(group)
+        if last is not None and last[0] == key:
             return True
-        self._seen[key] = now
-        if len(self._seen) > self.bounds.max_kept:  # a flood of distinct keys: forget the oldest
+        self._seen.pop(group, None)
+        self._seen[group] = (key, now)
+        if len(self._seen) > self.bounds.max_kept:  # a flood of distinct groups: forget the oldest
             self._seen.popitem(last=False)
         return False
 

@@ -410,6 +410,25 @@ def test_same_group_and_alerts_with_a_new_value_is_a_duplicate(receiver: Receive
     assert receiver.metric("receiver_notifications_duplicate_total", channel="slack") == 2
 
 
+def test_an_alert_that_fires_again_after_resolving_is_news(receiver: Receiver) -> None:
+    """Only a copy of the group's LAST notification is a duplicate: fire, resolve, fire again (the same
+    payload as the first) within the window must store all three (a re-fired alert was once swallowed)."""
+    first = json.loads(json.dumps(AM_SLACK))
+    first["attachments"][0]["callback_id"] = (
+        'slack:{alertname="LLMPIILeak",service="rag_api"}|firing=cc33|resolved='
+    )
+    resolved = json.loads(json.dumps(first).replace("FIRING", "RESOLVED").replace("danger", "good"))
+    resolved["attachments"][0]["callback_id"] = first["attachments"][0]["callback_id"].replace(
+        "firing=cc33|resolved=", "firing=|resolved=cc33"
+    )
+    with receiver.client() as client:
+        for payload in (first, first, resolved, first):
+            assert client.post("/slack", json=payload).text == "ok"
+        kept = client.get("/notifications").json()["notifications"]
+    assert [n["status"] for n in kept] == ["firing", "resolved", "firing"]
+    assert receiver.metric("receiver_notifications_duplicate_total", channel="slack") == 1
+
+
 def test_dedup_window_zero_keeps_every_copy(tmp_path: Path) -> None:
     rec = start_receiver(tmp_path, RECEIVER_DEDUP_SECONDS="0")
     try:

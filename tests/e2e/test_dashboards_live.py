@@ -17,6 +17,7 @@ from dashboards import grafana_queries  # tests/dashboards.py (tests/ is on sys.
 
 from labctl.traffic import healthy_tickets, in_domain_questions
 from labctl.wait import WaitTimeout, wait_until
+from simulations.eval import push
 
 from .conftest import Lab
 
@@ -67,6 +68,9 @@ def generate_unhealthy_data(lab: Lab) -> None:
         for _ in range(20):
             client.post(f"{lab.ml_url}/predict", json=next(tickets))
             time.sleep(0.2)
+    # The eval gate's figures, pushed to the lab's real Pushgateway as `python -m simulations eval` does.
+    figures = {"pass_rate": 1.0, "groundedness_mean": 0.9}
+    push(f"http://127.0.0.1:{lab.stack.ports.pushgateway}", figures, True, 2, "dashboards-live", figures)
     lab.wait_for("some alert firing", lab.firing_alerts, timeout=60)
     lab.clear_faults()
 
