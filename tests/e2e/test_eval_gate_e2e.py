@@ -31,11 +31,11 @@ def test_eval_results_reach_prometheus_through_the_pushgateway(lab: Lab, tmp_pat
     assert "<testsuite" in (tmp_path / "junit.xml").read_text()
 
     def scraped() -> list[dict] | None:
-        result = lab.query('llm_eval_passed{job="llm_eval", service="rag_api"}')
+        result = lab.query(f'llm_eval_passed{{job="llm_eval", eval_set="{eval_gate.EVAL_SET.stem}"}}')
         return result or None
 
     (series,) = lab.wait_for("llm_eval_passed scraped from the Pushgateway", scraped, timeout=60)
     assert series["metric"]["eval_set"] == eval_gate.EVAL_SET.stem
     assert float(series["value"][1]) == 1
-    scores = lab.query('llm_eval_score{job="llm_eval"}')
+    scores = lab.query(f'llm_eval_score{{job="llm_eval", eval_set="{eval_gate.EVAL_SET.stem}"}}')
     assert {s["metric"]["metric"] for s in scores} >= {"pass_rate"}, scores

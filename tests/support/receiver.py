@@ -74,7 +74,25 @@ class Receiver:
 
 
 def start_receiver(tmp_path: Path, **env: str) -> Receiver:
-    http_port, smtp_port = free_port(), free_port()
+    """A real `python -m receiver`; started again on other ports when a port was taken meanwhile."""
+    for attempt in range(3):
+        try:
+            return _start_receiver(tmp_path, **env)
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    """free_port() gave a port that another process (or the other listener) bound first."""
+
+
+def _start_receiver(tmp_path: Path, **env: str) -> Receiver:
+    http_port = free_port()
+    smtp_port = free_port()
+    while smtp_port == http_port:  # nothing holds a free port until the receiver binds it
+        smtp_port = free_port()
     log = tmp_path / "notifications.jsonl"
     environ = {
         **os.environ,
@@ -100,7 +118,10 @@ def start_receiver(tmp_path: Path, **env: str) -> Receiver:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"receiver exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            output = proc.stdout.read() if proc.stdout else ""
+            if "address already in use" in output:
+                raise PortTaken(output)
+            raise RuntimeError(f"receiver exited early:\n{output}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return Receiver(url, smtp_port, log, proc)
