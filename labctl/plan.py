@@ -98,7 +98,7 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
     ports = ports or Ports.from_env()
     workdir = workdir.resolve()
     binaries = monitoring_binaries()
-    for sub in ("run", "prometheus", "alertmanager", "receiver", "logs"):
+    for sub in ("run", "prometheus", "alertmanager", "pushgateway", "receiver", "logs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     grafana = grafana_spec(workdir, ports, root, opts.grafana)
     rendered = render_configs(workdir, ports, root, opts, grafana=grafana is not None)
@@ -109,7 +109,7 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
         prometheus_spec(workdir, ports, root, opts.python, binaries["prometheus"], rendered, base_env),
         alertmanager_spec(workdir, ports, root, binaries["alertmanager"], rendered),
     ]
-    if pushgateway := pushgateway_spec(ports, root):
+    if pushgateway := pushgateway_spec(workdir, ports, root):
         processes.append(pushgateway)
     if grafana:
         processes.append(grafana[0])
@@ -252,13 +252,22 @@ def alertmanager_spec(
     return ProcessSpec("alertmanager", cmd, {}, root, health_url("alertmanager", ports))
 
 
-def pushgateway_spec(ports: Ports, root: Path) -> ProcessSpec | None:
+def pushgateway_spec(workdir: Path, ports: Ports, root: Path) -> ProcessSpec | None:
     """The Pushgateway the eval gate pushes to (python -m simulations eval --pushgateway-url); optional: a lab
-    without the binary runs, and the gate just has nowhere to push."""
+    without the binary runs, and the gate just has nowhere to push.
+
+    Its pushes persist in the lab's own directory: Debian's build defaults to one machine-wide file
+    (/var/lib/prometheus/pushgateway.data), which handed every new lab the stale eval runs of earlier ones
+    (LLMEvalStale fired on a fresh lab)."""
     binary = find_binary("prometheus-pushgateway", "pushgateway")
     if binary is None:
         return None
-    cmd = [binary, f"--web.listen-address={LOCAL_HOST}:{ports.pushgateway}", "--log.level=warn"]
+    cmd = [
+        binary,
+        f"--web.listen-address={LOCAL_HOST}:{ports.pushgateway}",
+        f"--persistence.file={workdir / 'pushgateway' / 'pushgateway.data'}",
+        "--log.level=warn",
+    ]
     return ProcessSpec("pushgateway", cmd, {}, root, health_url("pushgateway", ports))
 
 

@@ -74,7 +74,7 @@ def test_the_gate_fails_with_the_hallucination_fault(client: TestClient, tmp_pat
 def test_the_results_reach_a_real_pushgateway(client: TestClient, tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}"],
+        ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

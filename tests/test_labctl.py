@@ -394,3 +394,34 @@ def test_demo_passes_the_options_it_does_not_know_to_the_simulations() -> None:
     # An abbreviation of a demo option must not swallow a simulation option (--st would be --startup-timeout).
     args, extra = build_parser().parse_known_args(["--st", "1"])
     assert extra == ["--st", "1"] and args.startup_timeout == 600
+
+
+@pytest.mark.skipif(
+    shutil.which("prometheus-pushgateway") is None, reason="prometheus-pushgateway not installed"
+)
+def test_a_new_lab_pushgateway_starts_empty_and_keeps_its_own_pushes(tmp_path: Path) -> None:
+    """Debian's Pushgateway persists to one machine-wide file by default: every new lab then served the
+    eval runs of earlier labs, and LLMEvalStale fired on a fresh one."""
+    import httpx
+
+    from lab_common.net import free_port
+    from labctl.stack import lab_plan
+    from labctl.wait import wait_http
+
+    def run_pushgateway(workdir: Path, push: bool) -> str:
+        ports = Ports(**{**PORTS.as_dict(), "pushgateway": free_port()})
+        spec = lab_plan(workdir, ports=ports, max_for=5).spec("pushgateway")
+        process = subprocess.Popen(spec.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{ports.pushgateway}"
+        try:
+            wait_http(f"{url}/-/ready", timeout=20)
+            if push:
+                httpx.put(f"{url}/metrics/job/llm_eval", content="llm_eval_cases 7\n", timeout=5)
+            return httpx.get(f"{url}/metrics", timeout=5).text
+        finally:
+            process.terminate()  # writes the persistence file on the way out
+            process.wait(timeout=10)
+
+    assert 'job="llm_eval"} 7' in run_pushgateway(tmp_path / "a", push=True)
+    assert "llm_eval_cases{" in run_pushgateway(tmp_path / "a", push=False)  # the same lab keeps its runs
+    assert "llm_eval_cases{" not in run_pushgateway(tmp_path / "b", push=False)  # a new lab starts empty
