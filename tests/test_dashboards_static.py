@@ -96,7 +96,8 @@ def query_panels(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------ tests
 def test_every_committed_dashboard_is_generated() -> None:
-    """tests/test_contract.py checks each generated file is current; here: no dashboard JSON is hand-kept."""
+    """tests/test_contract.py checks each generated file is current;
+    here: no dashboard JSON is hand-kept."""
     generated = {Path(path).stem for path in generate.TARGETS if path.startswith("grafana/dashboards/")}
     assert generated == {b.uid for b in registry.BOARDS} == UIDS
     assert {p.stem for p in DASHBOARD_DIR.glob("*.json")} == UIDS

@@ -1,6 +1,6 @@
 """Dashboards as code, on grafana-foundation-sdk: `make generate` (monitoring/generate.py) writes
-grafana/dashboards/<uid>.json, which Grafana provisions; tests/test_contract.py checks the committed files
-equal this output.
+grafana/dashboards/<uid>.json, which Grafana provisions; tests/test_contract.py checks that the
+committed files equal this output.
 
 - panels.py: the lab's panel builders (time series, stat, heatmap, table) and queries;
 - shared.py: panels every service dashboard has (requests, 5xx ratio, p90 by endpoint), for any service;

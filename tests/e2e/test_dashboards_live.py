@@ -26,7 +26,8 @@ pytestmark = pytest.mark.timeout(600)
 # (dashboard uid, panel title) -> why it may have no data in this lab. Keep it tiny.
 _BASELINE = (
     "the anomaly rules' baseline window ends 5 min ago (monitoring/anomaly.py, lab profile): a test lab this "
-    "young has none yet; tests/test_anomaly.py and prometheus/tests/anomaly_test.yml check those rules"
+    "young has none yet; tests/test_anomaly.py and prometheus/tests/anomaly_test.yml "
+    "check those rules"
 )
 NO_DATA_ALLOWED: dict[tuple[str, str], str] = {
     ("pipeline-health", "Anomalies"): _BASELINE,
