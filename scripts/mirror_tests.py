@@ -2,8 +2,12 @@
 """Move the flat tests/test_*.py into a tree that mirrors the packages (issue #10 item 7), and fix what moving
 breaks.
 
-    python scripts/mirror_tests.py --dry-run   # print the plan, change nothing
-    python scripts/mirror_tests.py             # git mv, fix paths, imports and references, ruff, generate
+    .venv/bin/python scripts/mirror_tests.py --dry-run   # print the plan, change nothing
+    .venv/bin/python scripts/mirror_tests.py             # git mv, fix paths, imports, references; ruff
+    # then: `pytest --collect-only -q` counts as many tests as before; review `git diff -M --stat`; commit.
+
+The project's Python, so that ruff and `python -m monitoring.generate` are importable. It stages the moves
+and the new __init__.py files (git mv / git add); the content fixes are left unstaged for review.
 
 Where a file goes: the explicit TABLE for the files known when this was written, else the first PREFIXES rule
 its name matches (so files added later by other branches still find their place), else it stays where it is
@@ -26,6 +30,12 @@ What it fixes, in the moved files and everywhere else:
 
 Idempotent: a second run finds nothing to move and nothing to rewrite. It also repairs references that a
 branch merged after the move still makes to a file's old place.
+
+What it does not do: guess at `__file__` uses other than `Path(__file__)...parent(s)` (it names the line);
+rewrite a test's bare basename without `tests/` (e.g. e2e/conftest.py's run-order note: e2e does not move);
+rewrite references to a basename that exists in two test directories (it warns); wrap a line a longer path
+made too long (it lists them). The run order of the modules changes with the tree (alphabetical by directory
+now); no test is known to depend on it.
 """
 
 from __future__ import annotations
