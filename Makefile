@@ -18,7 +18,7 @@ help:
 	@echo "make bench      HTTP benchmark: ml_api /predict against a bare endpoint, rag_api /chat (installs wrk)"
 	@echo "make lint       ruff check and format check;  make fmt  apply them"
 	@echo "make setup      create .venv and install the project (other targets do it first)"
-	@echo "make tools      install Prometheus, Alertmanager and promtool/amtool"
+	@echo "make tools      install Prometheus, Alertmanager, promtool/amtool, the Pushgateway and Chromium"
 	@echo "make browser    install headless Chromium for the tests that load the receiver's inbox page"
 	@echo "make clean      remove var/ and caches"
 	@echo "make help       this list"

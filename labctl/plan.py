@@ -100,6 +100,7 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
     binaries = monitoring_binaries()
     for sub in ("run", "prometheus", "alertmanager", "pushgateway", "receiver", "logs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
+    forget_earlier_notifications(workdir / "alertmanager")
     grafana = grafana_spec(workdir, ports, root, opts.grafana)
     rendered = render_configs(workdir, ports, root, opts, grafana=grafana is not None)
     base_env = {"PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
@@ -235,6 +236,16 @@ def prometheus_spec(
         "--log.level=warn",
     ]
     return ProcessSpec("prometheus", cmd, base_env, root, health_url("prometheus", ports))
+
+
+def forget_earlier_notifications(storage: Path) -> None:
+    """A new lab's Alertmanager starts without the notification log of the lab before it (silences stay).
+
+    Alertmanager de-duplicates against that log: when an earlier lab stopped while an alert was firing (a
+    demo stops before the resolved notifications go out), the same alert firing in the next lab counted as
+    already notified, and nothing arrived until `repeat_interval` (1 h) had passed. A restart of
+    Alertmanager within one lab keeps its log: only a new lab forgets it."""
+    (storage / "nflog").unlink(missing_ok=True)
 
 
 def alertmanager_spec(

@@ -1,5 +1,6 @@
 """Docs that run: every shell command of README.md and docs/stage-*.md, executed in order against a native
-test lab, as a new user pastes them into a fresh clone (after `make test`'s own set-up).
+test lab, as a new user pastes them into a fresh clone (after `make test`'s own set-up), and every marked
+output block (`<!-- output: COMMAND -->`, see labctl/docblocks.py) checked for its shape against a fresh run.
 
 What is not executed, and why, is written once here or in the docs:
 - a block with a `# needs: WHAT` line (docker, grafana, root, slack, smtp, openai, cluster, minutes) needs
@@ -10,37 +11,41 @@ What is not executed, and why, is written once here or in the docs:
 The lab runs on free ports: each command gets them (ML_PORT=..., read by labctl and the simulations) and its
 `localhost:8000`-style addresses are rewritten to them. Its alerts' `for:` are cut to a few seconds, so a
 `sleep N` waiting for an alert is cut to at most SLEEP_CAP seconds. A command passes when it exits 0 and,
-for curl (which exits 0 on any HTTP status), when the answer is not a 404 or a 5xx.
+for curl (which exits 0 on any HTTP status), when the answer is not a 404 or a 5xx. A marked output passes
+when its command exits 0 and prints every documented line (numbers, times and ids aside) or JSON key.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
+import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from labctl.config import ROOT, rewrite_ports
+from labctl.config import ROOT
+from labctl.docblocks import (
+    DOCS,
+    DOCS_LAB_OPTIONS,
+    Command,
+    Output,
+    command_env,
+    commands,
+    doc_steps,
+    fill_blocks,
+    prepared,
+    reset_lab,
+    run_command,
+    shape_differences,
+    wait_scraped,
+)
 from labctl.stack import NativeStack
-from labctl.wait import wait_until
 from tests.support.lab import native_stack
 
 pytestmark = pytest.mark.timeout(900)
 
-DOCS = [
-    ROOT / "README.md",
-    *sorted((ROOT / "docs").glob("stage-*.md"), key=lambda p: int(p.name.split("-")[1])),
-]
-SHELL_FENCE = re.compile(r"^[ \t]*```(?:bash|sh|shell|console)\n(.*?)^[ \t]*```", re.S | re.M)
-NEEDS = re.compile(r"^\s*#\s*needs:\s*(.+)$", re.M)
-LAB_STANDS_IN = (re.compile(r"^make lab\b"), re.compile(r"\buvicorn\b"), re.compile(r"python -m labctl up\b"))
-SET_UP = (re.compile(r"^make (setup|tools|browser|test)\b"),)
 # Commands that fail on the native test lab for a reason outside the docs, each with its reason; reported
 # among the skipped ones so it stays visible. Remove an entry once its cause is fixed.
 KNOWN_BROKEN = {
@@ -48,54 +53,22 @@ KNOWN_BROKEN = {
     "notification reaches the test lab's receiver within --timeout (seen 2026-12-01; the safety "
     "simulations' area)",
 }
-SLEEP = re.compile(r"^sleep (\d+)$")
-SLEEP_CAP = 15
-COMMAND_TIMEOUT = 240  # seconds; the longest is a simulation with its own --timeout
-BUDGET = 720  # seconds for every command together (measured: 56 commands in about 540 s on 2 busy cores)
+BUDGET = 780  # seconds for all commands (measured: 80, 23 of them marked outputs, in 517 s on 2 busy cores)
 CURL_FAILURE = re.compile(r'"detail":\s*"Not Found"|Internal Server Error|<title>404')
 
 
-@dataclass(frozen=True)
-class Command:
-    doc: str
-    text: str
-
-
-def commands(text: str) -> list[str]:
-    """A block's commands: comments dropped, `\\` continuations and multi-line quotes joined."""
-    out: list[str] = []
-    current = ""
-    for line in text.splitlines():
-        if not current and (not line.strip() or line.strip().startswith("#")):
-            continue
-        current = f"{current}\n{line}" if current else line.strip()
-        if current.endswith("\\") or current.count("'") % 2:
-            continue
-        out.append(current)
-        current = ""
-    return out
-
-
-def doc_commands(paths: list[Path]) -> tuple[list[Command], list[str]]:
+def skipped_and_run(paths: list[Path]) -> tuple[list[Command | Output], list[str]]:
     """(what to run, what is skipped and why) for the docs in `paths`, in order."""
-    run: list[Command] = []
+    run: list[Command | Output] = []
     skipped: list[str] = []
     for path in paths:
-        name = path.relative_to(ROOT).as_posix()
-        for block in SHELL_FENCE.findall(path.read_text(encoding="utf-8")):
-            needs = NEEDS.findall(block)
-            for command in commands(block):
-                first = command.splitlines()[0]
-                if needs:
-                    skipped.append(f"{name}: {first}  (needs: {', '.join(needs)})")
-                elif any(p.search(command) for p in LAB_STANDS_IN):
-                    skipped.append(f"{name}: {first}  (the test lab runs this)")
-                elif broken := next((why for key, why in KNOWN_BROKEN.items() if key in command), None):
-                    skipped.append(f"{name}: {first}  (known broken: {broken})")
-                elif any(p.search(command) for p in SET_UP):
-                    skipped.append(f"{name}: {first}  (make test ran it before this test)")
-                else:
-                    run.append(Command(name, command))
+        for step in doc_steps(path, KNOWN_BROKEN):
+            if isinstance(step, Command) and step.skip:
+                skipped.append(f"{step.doc}: {step.text.splitlines()[0]}  ({step.skip})")
+            elif isinstance(step, Output) and "| jq " in step.command and not shutil.which("jq"):
+                skipped.append(f"{step.doc}: output of {step.command[:60]}…  (needs jq: apt-get install jq)")
+            else:
+                run.append(step)
     return run, skipped
 
 
@@ -105,92 +78,99 @@ def test_blocks_split_into_commands() -> None:
 
 
 def test_marked_and_stand_in_commands_are_skipped_with_the_reason(tmp_path: Path) -> None:
-    doc = ROOT / "var" / "test-docs-commands.md"
-    doc.parent.mkdir(exist_ok=True)
-    doc.write_text("```bash\n# needs: cluster\nkubectl get pods\n```\n```bash\nmake lab\nmake status\n```\n")
-    try:
-        run, skipped = doc_commands([doc])
-    finally:
-        doc.unlink()
-    assert [c.text for c in run] == ["make status"]
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "```bash\n# needs: cluster\nkubectl get pods\n```\n```bash\nmake lab\nmake status\n```\n"
+        "<!-- output: make help -->\n```text\nmake lab  run the lab\n```\n"
+    )
+    run, skipped = skipped_and_run([doc])
+    assert [c.text if isinstance(c, Command) else c.command for c in run] == ["make status", "make help"]
+    assert isinstance(run[1], Output) and run[1].body == "make lab  run the lab\n"
     assert len(skipped) == 2 and "needs: cluster" in skipped[0] and "test lab" in skipped[1]
+
+
+def test_a_marked_block_is_compared_by_shape_not_figures() -> None:
+    documented = 'ml_predictions_total{severity="low"} 235.0\nlabctl is running (pid 31751, up 41s)\n'
+    assert (
+        shape_differences(
+            documented, 'ml_predictions_total{severity="low"} 3.0\nlabctl is running (pid 7, up 2s)'
+        )
+        == []
+    )
+    assert shape_differences(documented, 'ml_predictions_total{severity="high"} 3.0') == [
+        "line 'ml_predictions_total{severity=\"low\"} 235.0'",
+        "line 'labctl is running (pid 31751, up 41s)'",
+    ]
+    doc_json = '{"ready": true, "model_version": "sev-1", "scores": {"groundedness": 0.87}}'
+    assert (
+        shape_differences(doc_json, '{"ready": false, "model_version": "x", "scores": {"groundedness": 0.5}}')
+        == []
+    )
+    assert shape_differences(doc_json, '{"ready": true, "scores": {}}') == [
+        "value 1: key model_version",
+        "value 1: key scores.groundedness",
+    ]
+
+
+def test_refresh_writes_each_output_into_its_own_block(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    source = (
+        "# T\n<!-- output: echo a -->\n```text\nold a\n```\nprose\n<!-- output: echo b -->\n```json\n```\n"
+    )
+    doc.write_text(source)
+    outputs = [s for s in doc_steps(doc) if isinstance(s, Output)]
+    assert [(o.command, o.lang, o.body) for o in outputs] == [
+        ("echo a", "text", "old a\n"),
+        ("echo b", "json", ""),
+    ]
+    filled = fill_blocks(source, [(outputs[0].span, "new a\nmore\n"), (outputs[1].span, '{"b": 1}\n')])
+    assert filled == (
+        "# T\n<!-- output: echo a -->\n```text\nnew a\nmore\n```\nprose\n"
+        '<!-- output: echo b -->\n```json\n{"b": 1}\n```\n'
+    )
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[NativeStack]:
-    stack = native_stack(
-        max_for=5,
-        alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
-        service_env={"ML_DRIFT_INTERVAL_SECONDS": "1", "LOG_LEVEL": "WARNING"},
-    )
-    with stack:
-        # As a learner does after the banner: the commands expect Prometheus to scrape every service already.
-        def scraped() -> bool:
-            targets = stack.client.targets()
-            return bool(targets) and all(t.get("health") == "up" for t in targets)
-
-        wait_until(scraped, timeout=60, what="every Prometheus target up")
+    with native_stack(**DOCS_LAB_OPTIONS) as stack:
+        wait_scraped(stack)
         yield stack
 
 
-def command_env(lab: NativeStack, tmp_path: Path) -> dict[str, str]:
-    from lab_common.endpoints import ENDPOINTS
-
-    ports = {e.env: str(getattr(lab.ports, name)) for name, e in ENDPOINTS.items()}
-    return {
-        **os.environ,
-        **ports,
-        "PYTHONPATH": str(ROOT),
-        "LABCTL_STATE_FILE": str(tmp_path / "labctl.json"),  # never the user's running lab
-        "COLUMNS": "200",
-    }
-
-
-def reset_lab(lab: NativeStack) -> None:
-    """Undo what a stage's exercises leave behind: faults, the drift window, the receiver's fail window."""
-    for service in ("ml_api", "rag_api"):
-        lab.client.clear_faults(service)
-    lab.client.reset_drift()
-    httpx.post(f"{lab.receiver_url}/admin/fail", json={"seconds": 0}, timeout=10)
-
-
-def prepared(command: str, lab: NativeStack) -> str:
-    text = rewrite_ports(command, lab.ports.replacements())
-    # `make test` has set the venv up before this test: a `make status` here must not rebuild it (a worktree
-    # sharing another checkout's venv would otherwise reinstall it).
-    text = re.sub(r"^make (?=\w)", "make -o .venv/.installed ", text)
-    if match := SLEEP.match(text.strip()):
-        text = f"sleep {min(int(match.group(1)), SLEEP_CAP)}"
-    return text
+def check(step: Command | Output, lab: NativeStack, env: dict[str, str]) -> str | None:
+    """What is wrong with one step's run, or None."""
+    text = step.text if isinstance(step, Command) else step.command
+    r = run_command(text, lab, env)
+    ran = prepared(text, lab)
+    if r.returncode != 0 or (ran.startswith("curl") and CURL_FAILURE.search(r.stdout)):
+        return f"{step.doc}: {ran}\n  exit {r.returncode}\n  {(r.stdout + r.stderr)[-1500:]}"
+    if isinstance(step, Output) and (missing := shape_differences(step.body, r.stdout)):
+        return (
+            f"{step.doc}: the output documented for `{step.command}` no longer matches its shape "
+            f"(refresh with `.venv/bin/python -m labctl.docblocks refresh {step.doc}`):\n  "
+            + "\n  ".join(missing[:10])
+            + f"\n  got:\n{r.stdout[-1500:]}"
+        )
+    return None
 
 
 def test_every_documented_command_runs(lab: NativeStack, tmp_path: Path) -> None:
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the docs use .venv/bin/...: run through `make test`, which creates .venv")
-    run, skipped = doc_commands(DOCS)
+    run, skipped = skipped_and_run(DOCS)
     env = command_env(lab, tmp_path)
     failures = []
     t0 = time.monotonic()
     previous_doc = None
-    for command in run:
-        if command.doc != previous_doc and previous_doc is not None:
+    for step in run:
+        if step.doc != previous_doc and previous_doc is not None:
             reset_lab(lab)  # each stage starts from a calm lab, as a learner's next session would
-        previous_doc = command.doc
-        assert time.monotonic() - t0 < BUDGET, f"over the {BUDGET}s budget at {command.doc}: {command.text}"
-        text = prepared(command.text, lab)
-        r = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", text],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-        )
-        bad_curl = text.startswith("curl") and CURL_FAILURE.search(r.stdout)
-        if r.returncode != 0 or bad_curl:
-            failures.append(
-                f"{command.doc}: {text}\n  exit {r.returncode}\n  {(r.stdout + r.stderr)[-1500:]}"
-            )
-    print(f"{len(run)} commands run in {time.monotonic() - t0:.0f}s; skipped {len(skipped)}:")
+        previous_doc = step.doc
+        assert time.monotonic() - t0 < BUDGET, f"over the {BUDGET}s budget at {step.doc}: {step}"
+        if problem := check(step, lab, env):
+            failures.append(problem)
+    outputs = sum(isinstance(s, Output) for s in run)
+    print(f"{len(run)} commands run ({outputs} of them marked outputs) in {time.monotonic() - t0:.0f}s")
+    print(f"skipped {len(skipped)}:")
     print("\n".join(f"  {s}" for s in skipped))
     assert not failures, "\n\n".join(failures)

@@ -425,3 +425,17 @@ def test_a_new_lab_pushgateway_starts_empty_and_keeps_its_own_pushes(tmp_path: P
     assert 'job="llm_eval"} 7' in run_pushgateway(tmp_path / "a", push=True)
     assert "llm_eval_cases{" in run_pushgateway(tmp_path / "a", push=False)  # the same lab keeps its runs
     assert "llm_eval_cases{" not in run_pushgateway(tmp_path / "b", push=False)  # a new lab starts empty
+
+
+def test_a_new_lab_forgets_the_notifications_of_the_lab_before_it(tmp_path: Path) -> None:
+    """A demo stopped with MLHighLatencyP99 firing: the next lab's Alertmanager took the same alert for one
+    it had already notified (its nflog), and the learner's stage 7 fault reached no receiver for an hour."""
+    from labctl.stack import lab_plan
+
+    storage = tmp_path / "alertmanager"
+    storage.mkdir()
+    (storage / "nflog").write_bytes(b"notified: MLHighLatencyP99")
+    (storage / "silences").write_bytes(b"a silence")
+    lab_plan(tmp_path, ports=PORTS, max_for=5)
+    assert not (storage / "nflog").exists()
+    assert (storage / "silences").read_bytes() == b"a silence"  # a learner's silences outlive the lab

@@ -159,6 +159,6 @@ ALERTS = [
         panel="Eval scores per run",
         signal="age of `llm_eval_last_run_timestamp_seconds` (Pushgateway)",
         production_note="(two days)",
-        trigger="no `python -m simulations eval --pushgateway-url …` for an hour",
+        trigger="no `.venv/bin/python -m simulations eval --pushgateway-url …` for an hour",
     ),
 ]

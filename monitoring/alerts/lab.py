@@ -23,7 +23,10 @@ ALERTS = [
         dashboard="pipeline-health",
         panel="Targets up",
         signal="`up == 0` for a scrape target (value unused)",
-        trigger="stop a process (`kill` one lab process, or `docker compose stop rag-api`)",
+        trigger=(
+            "hang a process: `kill -STOP <pid>` (pid from `make status`; natively a killed process is "
+            "restarted within a second), or `docker compose stop rag-api`"
+        ),
     ),
     Alert(
         name="AlertmanagerNotificationsFailing",

@@ -51,7 +51,10 @@ ALERTS = [
         panel="Groundedness",
         signal="median of `llm_groundedness_score`",
         production_note="over `[15m]`",
-        trigger="rag_api `hallucination` fault, `rate` ≥ 0.6 (muted by `LLMHallucinationHigh`)",
+        trigger=(
+            "rag_api `hallucination` fault, `rate` 0.8 (0.6 only touches the threshold; muted by "
+            "`LLMHallucinationHigh`)"
+        ),
     ),
     Alert(
         name="LLMRelevanceLow",

@@ -51,7 +51,7 @@ ALERTS = [
         panel="PII in answers",
         signal='answers whose PII check was flagged and not redacted (`outcome="flagged"`)',
         production_note="any in `[5m]`",
-        trigger="rag_api `pii_leak` fault (`python -m simulations attack`)",
+        trigger="rag_api `pii_leak` fault (`.venv/bin/python -m simulations attack`)",
     ),
     Alert(
         name="LLMCanaryLeak",
@@ -72,7 +72,9 @@ ALERTS = [
         panel="Canary leaks",
         signal="answers containing the prompt's canary token",
         production_note="any in `[5m]`",
-        trigger="rag_api `prompt_leak` fault (`python -m simulations attack --prompt-leak-rate 0.5`)",
+        trigger=(
+            "rag_api `prompt_leak` fault (`.venv/bin/python -m simulations attack --prompt-leak-rate 0.5`)"
+        ),
     ),
     Alert(
         name="LLMPromptInjectionShareHigh",
@@ -97,7 +99,7 @@ ALERTS = [
         panel="Flagged share by check",
         signal="share of user messages flagged (or blocked) by the prompt-injection check",
         production_note="over `[5m]`",
-        trigger="`python -m simulations attack --injection-rate 0.5` (muted by `LLMCanaryLeak`)",
+        trigger="`.venv/bin/python -m simulations attack --injection-rate 0.5` (muted by `LLMCanaryLeak`)",
     ),
     Alert(
         name="LLMToxicOutputHigh",
@@ -118,7 +120,9 @@ ALERTS = [
         panel="Toxic answers by severity",
         signal="answers flagged by the toxicity check with severity `HIGH`",
         production_note="any in `[5m]`",
-        trigger="`python -m simulations attack --toxic-rate 0.3` (toxic answers to /monitor/inference)",
+        trigger=(
+            "`.venv/bin/python -m simulations attack --toxic-rate 0.3` (toxic answers to /monitor/inference)"
+        ),
     ),
     Alert(
         name="LLMToxicOutput",
