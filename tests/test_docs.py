@@ -298,6 +298,8 @@ def github_slugs(headings: Iterable[str]) -> set[str]:
 # ------------------------------------------------------------------------------------------ the checker
 
 _PATH = r"/[A-Za-z0-9_\-{}|.#/]*"
+_SHELL_SEPARATOR = re.compile(r"\s(?:;|&&|\|\|)\s|;\s")
+_CLIENT_CALL = re.compile(r"\.(get|post|put|patch|delete)\(\s*[\"'][^\"']*$")
 _METHOD_PATH = re.compile(rf"\b({'|'.join(METHODS)})\s+({_PATH})")
 _URL = re.compile(
     rf"(?:\b({'|'.join(METHODS)})\s+)?(?:https?://)?(?<![\w.])(?:localhost|127\.0\.0\.1):(\d{{2,5}})({_PATH})?"
@@ -365,30 +367,38 @@ class Checker:
                 return f"fault `{name}` ({path}): {owners} knows only {', '.join(sorted(known))}"
         return None
 
+    def _command_endpoints(self, text: str) -> Iterator[str]:
+        curl_method = None
+        if re.search(r"\bcurl\b", text):
+            explicit = re.search(rf"(?:-X|--request)\s*({'|'.join(METHODS)})\b", text)
+            sends = re.search(r"\s(?:-d|--data\S*|--json|-F|--form)\b", text)
+            curl_method = explicit.group(1) if explicit else ("POST" if sends else "GET")
+        seen_spans: list[tuple[int, int]] = []
+        for match in _URL.finditer(text):
+            seen_spans.append(match.span())
+            port, raw = int(match.group(2)), match.group(3)
+            service = SERVICE_PORTS.get(port)
+            if service is None or not raw or (raw == "/" and service in OWN_SERVICES):
+                continue
+            path = _clean_path(raw)
+            # httpx.post("http://localhost:8000/predict", ...) in a Python one-liner says its method too.
+            client_call = _CLIENT_CALL.search(text, 0, match.start())
+            client_method = client_call.group(1).upper() if client_call else None
+            method = match.group(1) or client_method or (curl_method if service in OWN_SERVICES else None)
+            if problem := self._endpoint(path, method, [service]):
+                yield f"{problem} (port {port})"
+        for match in _METHOD_PATH.finditer(text):
+            if any(a <= match.start() < b for a, b in seen_spans):
+                continue
+            path = _clean_path(match.group(2))
+            if path != "/" and (problem := self._endpoint(path, match.group(1), self.facts.routes)):
+                yield problem
+
     def endpoints(self, doc: Doc) -> Iterator[tuple[int, str]]:
-        for number, text in doc.all_text():
-            curl_method = None
-            if re.search(r"\bcurl\b", text):
-                explicit = re.search(rf"(?:-X|--request)\s*({'|'.join(METHODS)})\b", text)
-                sends = re.search(r"\s(?:-d|--data\S*|--json|-F|--form)\b", text)
-                curl_method = explicit.group(1) if explicit else ("POST" if sends else "GET")
-            seen_spans: list[tuple[int, int]] = []
-            for match in _URL.finditer(text):
-                seen_spans.append(match.span())
-                port, raw = int(match.group(2)), match.group(3)
-                service = SERVICE_PORTS.get(port)
-                if service is None or not raw or (raw == "/" and service in OWN_SERVICES):
-                    continue
-                path = _clean_path(raw)
-                method = match.group(1) or (curl_method if service in OWN_SERVICES else None)
-                if problem := self._endpoint(path, method, [service]):
-                    yield number, f"{problem} (port {port})"
-            for match in _METHOD_PATH.finditer(text):
-                if any(a <= match.start() < b for a, b in seen_spans):
-                    continue
-                path = _clean_path(match.group(2))
-                if path != "/" and (problem := self._endpoint(path, match.group(1), self.facts.routes)):
-                    yield number, problem
+        for number, line in doc.all_text():
+            # One shell command at a time: `curl A; curl -X POST B` gives A no method of B's.
+            for text in _SHELL_SEPARATOR.split(line):
+                yield from ((number, problem) for problem in self._command_endpoints(text))
         for number, text, kind in doc.code:
             if kind != "span":
                 continue
@@ -550,6 +560,8 @@ Call `GET /predict` and `POST /predictions`, then `DELETE /chat`; see `/drift/st
 curl -s localhost:8000/predict
 curl -s -X POST localhost:8001/chat -d '{"query": "hi"}'
 curl -s localhost:9090/api/v1/query_nonsense
+curl -s localhost:8001/ready; curl -s -X POST localhost:8001/feedback -d '{}'
+python -c 'import httpx; httpx.get("http://localhost:8001/monitor/inference")'
 python -m simulations drift --drift-amount 2 --bogus-flag 3
 python -m labctl up --no-such-option
 python -m simulations teleport
@@ -584,6 +596,7 @@ def test_the_checker_reports_bogus_names_and_accepts_real_ones(facts: Facts) -> 
         "endpoint `GET /predict`: ml_api serves it with POST only (port 8000)",  # curl without -d
         "endpoint `/api/v1/query_nonsense`: no such path in prometheus",
         "`python -m simulations drift --bogus-flag`",
+        "endpoint `GET /monitor/inference`: rag_api serves it with POST only (port 8001)",  # httpx.get
         "`python -m labctl up --no-such-option`",
         "`python -m simulations teleport --help` fails",
         "`make bogus-target`",
@@ -607,6 +620,8 @@ def test_the_checker_reports_bogus_names_and_accepts_real_ones(facts: Facts) -> 
         "POST /chat",
         "link `metrics.md`",
         "#bogus-page",
+        "/ready",  # a GET, though the next command of its line is a POST
+        "/feedback",
     ):
         assert real not in text, f"{real} wrongly reported:\n{text}"
     assert len(problems) == len(expected), text
