@@ -1,7 +1,8 @@
-"""The monitoring contract's types: one `Alert` per alert rule, its per-profile values, and look-ups.
+"""The monitoring contract's types: one `Alert` per alert rule, its per-profile values, the loader of their
+declarations (monitoring/alerts/alerts.yaml), and look-ups.
 
 Modelled on kubernetes-mixin (a config of thresholds + rules generated from it): an alert's threshold, `for`,
-severity, texts and the dashboard panel that shows its signal are written here once; `make generate`
+severity, texts and the dashboard panel that shows its signal are written once, as data; `make generate`
 (monitoring/generate.py) renders prometheus/rules/alerts.yml, the production profile's rules and the docs
 tables from it, and the dashboards and simulations import the values (`threshold(...)`).
 
