@@ -19,7 +19,7 @@ import yaml
 
 from lab_common.endpoints import default_port
 from lab_common.net import free_port
-from labctl.wait import WaitTimeout, wait_http, wait_until
+from labctl.wait import WaitTimeout, stop_process, wait_http, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -216,11 +216,7 @@ def test_real_prometheus_discovers_targets_and_loads_rules(tmp_path: Path) -> No
         managers = httpx.get(f"{base}/api/v1/alertmanagers", timeout=2).json()["data"]["activeAlertmanagers"]
         assert [m["url"] for m in managers] == ["http://127.0.0.1:9093/api/v2/alerts"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 # ---------------------------------------------------------------- rule conventions
