@@ -29,7 +29,7 @@ import pytest
 from labctl.config import ROOT, rewrite_ports
 from labctl.stack import NativeStack
 from labctl.wait import wait_until
-from tests.support.lab import native_stack
+from tests.support.lab import alerting_stack
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -118,11 +118,7 @@ def test_marked_and_stand_in_commands_are_skipped_with_the_reason(tmp_path: Path
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[NativeStack]:
-    stack = native_stack(
-        max_for=5,
-        alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
-        service_env={"ML_DRIFT_INTERVAL_SECONDS": "1", "LOG_LEVEL": "WARNING"},
-    )
+    stack = alerting_stack(max_for=5)
     with stack:
         # As a learner does after the banner: the commands expect Prometheus to scrape every service already.
         def scraped() -> bool:
