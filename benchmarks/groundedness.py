@@ -21,21 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "groundedness_dev.jsonl"
+from benchmarks.stats import auroc, shared_data
+
+DEFAULT_DATA = shared_data("groundedness_dev.jsonl")
 LENGTH_STRATA = ((1, 2), (3, 4), (5, 7), (8, 11), (12, 10_000))  # answer length in words
-
-
-def auroc(labels: list[int], scores: list[float]) -> float:
-    """Mann-Whitney AUROC: P(score of a label-1 row > score of a label-0 row), ties counted half."""
-    y = np.asarray(labels)
-    positives, negatives = int((y == 1).sum()), int((y == 0).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(scores, dtype=float))
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def main(argv: list[str] | None = None) -> int:

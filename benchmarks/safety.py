@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_RELATIVE = Path("shared") / "data" / "safety" / "safety_dev.jsonl"
+from benchmarks.stats import ROOT, auroc, shared_data
+
 CHECKS = ("prompt_injection", "toxicity", "pii")
 # The data set's entity names → ours.
 ENTITY_NAMES = {"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "IBAN_CODE": "IBAN"}
@@ -41,23 +40,6 @@ NAIVE_PII = {
     "IBAN": re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b"),
     "IP_ADDRESS": re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
 }
-
-
-def default_data() -> Path:
-    """../shared/… beside the clone; from a git worktree, beside the first ancestor that has it."""
-    for parent in ROOT.parents:
-        if (parent / DATA_RELATIVE).exists():
-            return parent / DATA_RELATIVE
-    return ROOT.parent / DATA_RELATIVE
-
-
-def auroc(labels: list[int], scores: list[float]) -> float:
-    y = np.asarray(labels)
-    positives, negatives = int((y == 1).sum()), int((y == 0).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(scores, dtype=float))
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def precision_recall(labels: list[int], flags: list[bool]) -> tuple[float, float]:
@@ -209,7 +191,7 @@ def report_chain_cost(detectors: dict, embedder: Any, texts: dict[str, list[str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=default_data())
+    parser.add_argument("--data", type=Path, default=shared_data("safety/safety_dev.jsonl"))
     parser.add_argument("--limit", type=int, default=None, help="score at most N rows per task")
     parser.add_argument("--no-embeddings", action="store_true", help="pure-text detectors only")
     parser.add_argument("--task", choices=CHECKS, action="append", help="only these tasks (default: all)")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,17 @@ from lab_common.serve import on_shutdown_signal
 from lab_common.settings import LabSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+class ManagedService(Protocol):
+    """The object behind an app (MLService, RAGService, ReceiverService): started before the first request,
+    stopped after the last, and asked by /ready whether it can serve."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def ready(self) -> tuple[bool, dict[str, Any]]: ...
 
 
 def field_error(err: dict[str, Any]) -> dict[str, str]:
@@ -107,6 +119,20 @@ def document_common_responses(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _running(service: ManagedService) -> Lifespan:
+    """The app's lifespan: the service runs from start-up to shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    return lifespan
+
+
 def _releasing_faults(lifespan: Lifespan | None, faults: FaultRegistry) -> Lifespan:
     """The service's lifespan, plus: injected sleeps end on SIGTERM/SIGINT (uvicorn would wait for them
     before shutting down) and when the app stops."""
@@ -132,12 +158,14 @@ def create_service_app(
     version: str,
     settings: LabSettings,
     request_metrics: RequestMetrics,
-    lifespan: Lifespan | None = None,
-    ready_check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+    service: ManagedService | None = None,
     faults: FaultRegistry | None = None,
     on_invalid_request: Callable[[Request, str], None] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with /health, /ready, /metrics, request metrics, body limit, 422s and fault admin."""
+    """A FastAPI app with /health, /ready, /metrics, request metrics, body limit, 422s and fault admin, around
+    `service` (its lifecycle and readiness)."""
+    lifespan = _running(service) if service is not None else None
+    ready_check = service.ready if service is not None else None
     if faults is not None:
         lifespan = _releasing_faults(lifespan, faults)
     # /docs and /redoc come from add_offline_docs: FastAPI's own load Swagger UI and ReDoc from a CDN.
@@ -178,3 +206,17 @@ def create_service_app(
         RequestMetricsMiddleware, metrics=request_metrics, max_body_bytes=settings.max_body_bytes
     )
     return app
+
+
+def lazy_app(module: str, create: Callable[[], FastAPI]) -> Callable[[str], FastAPI]:
+    """A module `__getattr__` that builds `module:app` (what uvicorn imports) on first access and keeps it, so
+    importing the module stays cheap: `__getattr__ = lazy_app(__name__, create_app)`."""
+
+    def module_getattr(name: str) -> FastAPI:
+        if name != "app":
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        built = create()
+        vars(sys.modules[module])["app"] = built  # later look-ups find it without __getattr__
+        return built
+
+    return module_getattr

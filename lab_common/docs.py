@@ -3,7 +3,9 @@ package's copy of the distributions, not from a CDN, so the pages render on a ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -43,26 +45,29 @@ def add_offline_docs(app: FastAPI) -> None:
             str(_ASSETS_DIR / name), media_type=ASSETS[name], headers={"cache-control": "max-age=86400"}
         )
 
+    def page(render: Callable[..., HTMLResponse], viewer: str, **assets: Any) -> HTMLResponse:
+        """A viewer of this app's schema, its assets (`assets`) from ASSETS_PATH, nothing from elsewhere."""
+        html = render(openapi_url=app.openapi_url or "/openapi.json", title=f"{title} - {viewer}", **assets)
+        return _own_origin_only(html)
+
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        page = get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{title} - Swagger UI",
+        return page(
+            get_swagger_ui_html,
+            "Swagger UI",
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
             # The default validator badge calls an online validator with the schema.
             swagger_ui_parameters={"validatorUrl": None},
         )
-        return _own_origin_only(page)
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        page = get_redoc_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{title} - ReDoc",
+        return page(
+            get_redoc_html,
+            "ReDoc",
             redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
             redoc_favicon_url=f"{ASSETS_PATH}/favicon.png",
             with_google_fonts=False,
         )
-        return _own_origin_only(page)

@@ -22,7 +22,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from lab_common.metrics import wipe_multiprocess_dir
-from lab_common.settings import HTTPServerSettings
+from lab_common.settings import HTTPServerSettings, ServiceSettings
 
 
 class _HeadTooLarge(Exception):
@@ -171,4 +171,16 @@ def run_service(
         http=BoundedHttpToolsProtocol,
         access_log=False,
         log_level=log_level.lower(),
+    )
+
+
+def serve(app: str, settings: ServiceSettings, service: str) -> None:
+    """`python -m ml_api` / `python -m rag_api`: `app` (module:attribute) where its settings say."""
+    run_service(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        service=service,
+        log_level=settings.log_level,
     )

@@ -43,6 +43,17 @@ class LabSettings(BaseSettings):
         return self.lab_profile and not self.admin_token
 
 
+class ServiceSettings(LabSettings):
+    """A served API's settings (ml_api, rag_api): where it listens, how many workers. A subclass sets its env
+    prefix (`model_config = SettingsConfigDict(env_prefix="ML_")`) and its `port` default."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    # More than one uses prometheus-client's multiprocess mode (lab_common/serve.py); each worker then keeps
+    # its own in-memory state (windows, queues).
+    workers: int = Field(default=1, ge=1, le=32)
+
+
 class HTTPServerSettings(BaseSettings):
     """Limits of the HTTP server every lab process runs (ml_api, rag_api, receiver): un-prefixed env vars.
 

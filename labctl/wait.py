@@ -113,3 +113,14 @@ def wait_http(
             return False
 
     wait_until(ready, timeout=timeout, every=every, what=f"{what or url} ready")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask `process` to stop (SIGTERM) and wait for it; killed when it has not exited after `timeout` s."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

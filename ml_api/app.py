@@ -6,8 +6,6 @@ in `ml_api.service.MLService`; the routes only translate between HTTP and it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -48,22 +46,12 @@ def create_app(settings: MLSettings | None = None) -> FastAPI:
     settings = settings or MLSettings()
     setup_logging("ml_api", settings.log_level)
     ml = MLService(settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await ml.start()
-        try:
-            yield
-        finally:
-            await ml.stop()
-
     app = create_service_app(
         title="ml_api: ticket severity",
         version=VERSION,
         settings=settings,
         request_metrics=metrics.HTTP,
-        lifespan=lifespan,
-        ready_check=ml.ready,
+        service=ml,
         faults=ml.faults,
         on_invalid_request=lambda _request, reason: metrics.INVALID_REQUESTS.labels(reason).inc(),
     )

@@ -10,41 +10,37 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ml_api.data import FEATURE_RANGES
 
-_R = FEATURE_RANGES
 BATCH_MAX = 1000  # /predict/batch refuses more (422): one request must not hold the event loop for long
+
+
+def _in_training_range(feature: str, description: str, example: float, **constraints: Any) -> Any:
+    """A feature's field: strict, bounded by the documented range of `feature` (ml_api/data.py)."""
+    bounds = FEATURE_RANGES[feature]
+    return Field(
+        strict=True,
+        ge=bounds.minimum,
+        le=bounds.maximum,
+        description=description,
+        examples=[example],
+        **constraints,
+    )
 
 
 class Ticket(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ticket_length: int = Field(
-        strict=True,
-        ge=_R["ticket_length"].minimum,
-        le=_R["ticket_length"].maximum,
-        description="Characters in the ticket body.",
-        examples=[640],
+    ticket_length: int = _in_training_range("ticket_length", "Characters in the ticket body.", 640)
+    urgency_keywords: int = _in_training_range(
+        "urgency_keywords", 'Count of urgency words ("urgent", "outage", "down", ...).', 2
     )
-    urgency_keywords: int = Field(
-        strict=True,
-        ge=_R["urgency_keywords"].minimum,
-        le=_R["urgency_keywords"].maximum,
-        description='Count of urgency words ("urgent", "outage", "down", ...).',
-        examples=[2],
-    )
-    business_impact: float = Field(
-        strict=True,
-        ge=_R["business_impact"].minimum,
-        le=_R["business_impact"].maximum,
+    business_impact: float = _in_training_range(
+        "business_impact",
+        "Business impact score, 0 (none) to 10 (business stopped).",
+        6.5,
         allow_inf_nan=False,
-        description="Business impact score, 0 (none) to 10 (business stopped).",
-        examples=[6.5],
     )
-    customer_tier: int = Field(
-        strict=True,
-        ge=_R["customer_tier"].minimum,
-        le=_R["customer_tier"].maximum,
-        description="Support contract tier, 1 (basic) to 5 (strategic).",
-        examples=[3],
+    customer_tier: int = _in_training_range(
+        "customer_tier", "Support contract tier, 1 (basic) to 5 (strategic).", 3
     )
 
 

@@ -8,16 +8,15 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from lab_common.endpoints import default_port, local_url
-from lab_common.settings import LabSettings
+from lab_common.settings import ServiceSettings
 
 
-class MLSettings(LabSettings):
-    model_config = SettingsConfigDict(env_prefix="ML_", env_file=None, extra="ignore", populate_by_name=True)
+class MLSettings(ServiceSettings):
+    """ML_WORKERS > 1: each worker keeps its own drift window."""
 
-    host: str = "127.0.0.1"
+    model_config = SettingsConfigDict(env_prefix="ML_")
+
     port: int = Field(default=default_port("ml_api"), ge=1, le=65535)
-    # More than one uses prometheus-client's multiprocess mode; each worker keeps its own drift window.
-    workers: int = Field(default=1, ge=1, le=32)
 
     # Versioned artifacts live in <model_dir>/<version>/; <model_dir>/LATEST names the one to serve.
     model_dir: Path = Path("var/models")

@@ -1,7 +1,8 @@
-"""The monitoring contract's types: one `Alert` per alert rule, its per-profile values, and look-ups.
+"""The monitoring contract's types: one `Alert` per alert rule, its per-profile values, the loader of their
+declarations (monitoring/alerts/alerts.yaml), and look-ups.
 
 Modelled on kubernetes-mixin (a config of thresholds + rules generated from it): an alert's threshold, `for`,
-severity, texts and the dashboard panel that shows its signal are written here once; `make generate`
+severity, texts and the dashboard panel that shows its signal are written once, as data; `make generate`
 (monitoring/generate.py) renders prometheus/rules/alerts.yml, the production profile's rules and the docs
 tables from it, and the dashboards and simulations import the values (`threshold(...)`).
 
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 PROFILES = ("lab", "production")
 # `{threshold}` but not `{{ $value }}` (Go template) nor `{service="x"}` (PromQL selector).
@@ -105,6 +109,47 @@ def _number(value: Any) -> Any:
         rounded = round(value, 9)
         return int(rounded) if rounded.is_integer() else rounded
     return value
+
+
+# The keys an alert takes in a declarations file: Alert's fields, `for` spelt as in Prometheus.
+_DECLARED_KEYS = {f.name for f in fields(Alert)} - {"for_"} | {"for"}
+
+
+def load_alerts(path: Path) -> list[Alert]:
+    """The alerts declared in a YAML file (monitoring/alerts/alerts.yaml): top-level `shared` holds the values
+    several alerts use (YAML anchors); every other top-level key is an area whose `defaults` apply to each of
+    its `alerts`. A per-profile value is a scalar (the same everywhere) or `{lab: …, production: …}`."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        _declared_alert({**section.get("defaults", {}), **entry}, f"{path.name}, area {area}")
+        for area, section in document.items()
+        if area != "shared"
+        for entry in section["alerts"]
+    ]
+
+
+def _declared_alert(entry: Mapping[str, Any], where: str) -> Alert:
+    name = entry.get("name", "(no name)")
+    unknown = entry.keys() - _DECLARED_KEYS
+    if unknown:
+        known = sorted(_DECLARED_KEYS)
+        raise ValueError(f"{where}: alert {name}: unknown keys {sorted(unknown)}; known: {known}")
+    if "for" not in entry:
+        raise ValueError(f"{where}: alert {name}: no `for`")
+    values = {key: value for key, value in entry.items() if key != "for"}
+    values["params"] = {param: _per_profile(value, where) for param, value in entry.get("params", {}).items()}
+    try:
+        return Alert(**values, for_=_per_profile(entry["for"], where))
+    except TypeError as error:  # a required key is missing
+        raise ValueError(f"{where}: alert {name}: {error}") from None
+
+
+def _per_profile(value: Any, where: str) -> P:
+    if not isinstance(value, Mapping):
+        return P(value)
+    if "lab" not in value or not value.keys() <= set(PROFILES):
+        raise ValueError(f"{where}: a per-profile value takes `lab` and optionally `production`, got {value}")
+    return P(value["lab"], value.get("production", _SAME))
 
 
 def alerts_by_name() -> dict[str, Alert]:

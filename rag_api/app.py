@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header
 from fastapi.responses import JSONResponse
 
-from lab_common.app import ErrorBody, create_service_app
+from lab_common.app import ErrorBody, create_service_app, lazy_app
 from lab_common.faults import FaultRegistry, require_admin
 from lab_common.logging import setup_logging
 from rag_api import __version__, metrics
@@ -50,20 +48,12 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
         logging.getLogger(noisy).setLevel(logging.WARNING)
     faults = FaultRegistry(dict(FAULTS), max_seconds=settings.max_fault_seconds)
     rag = RAGService(settings, faults, evaluator)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await rag.start()
-        yield
-        await rag.stop()
-
     app = create_service_app(
         title="rag_api",
         version=__version__,
         settings=settings,
         request_metrics=metrics.HTTP,
-        lifespan=lifespan,
-        ready_check=rag.ready,
+        service=rag,
         faults=faults,
     )
     app.state.rag = rag
@@ -115,9 +105,4 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
     return app
 
 
-def __getattr__(name: str) -> Any:
-    """`rag_api.app:app` for uvicorn, built on first access so that importing this module stays cheap."""
-    if name == "app":
-        globals()["app"] = built = create_app()
-        return built
-    raise AttributeError(name)
+__getattr__ = lazy_app(__name__, create_app)

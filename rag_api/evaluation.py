@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab_common.jsonl import read_objects
 from rag_api.text import clamp01
 
 SCORE_FIELDS = ("groundedness", "context_relevance", "answer_relevance")
@@ -184,20 +185,11 @@ def evaluator_from_env() -> Evaluator:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            for field in ("id", "context", "question", "answer"):
-                if field not in row:
-                    raise ValueError(f"{path}:{number}: missing field {field!r}")
-            rows.append(row)
+    for where, row in read_objects(path):
+        for name in ("id", "context", "question", "answer"):
+            if name not in row:
+                raise ValueError(f"{where}: missing field {name!r}")
+        rows.append(row)
     return rows
 
 

@@ -8,7 +8,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from lab_common.endpoints import default_port
-from lab_common.settings import LabSettings
+from lab_common.settings import ServiceSettings
 from monitoring.contract import threshold
 from rag_api.safety.settings import SafetySettings
 
@@ -37,14 +37,13 @@ def _default_prices() -> dict[str, ModelPrice]:
     }
 
 
-class RAGSettings(LabSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore", populate_by_name=True)
+class RAGSettings(ServiceSettings):
+    """RAG_WORKERS > 1: each worker keeps its own evaluation queue and query-drift window; embedded Chroma is
+    one process's, so set RAG_CHROMA_HOST."""
 
-    host: str = "127.0.0.1"
+    model_config = SettingsConfigDict(env_prefix="RAG_")
+
     port: int = Field(default=default_port("rag_api"), ge=1, le=65535)
-    # More than one uses prometheus-client's multiprocess mode; each worker keeps its own evaluation queue
-    # and query-drift window. Embedded Chroma is one process's: with several workers, set RAG_CHROMA_HOST.
-    workers: int = Field(default=1, ge=1, le=32)
 
     # Vector store: embedded Chroma in `chroma_path`, or a Chroma server when `chroma_host` is set.
     chroma_path: Path = Path("var/chroma")

@@ -3,7 +3,6 @@ health and a failure knob. Routes stay thin: the work is in ReceiverService (ser
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -29,22 +28,12 @@ class FailRequest(BaseModel):
 
 def create_app(settings: ReceiverSettings | None = None) -> FastAPI:
     service = ReceiverService(settings or ReceiverSettings())
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-
     app = create_service_app(
         title="Observability Lab alert receiver",
         version="0.2.0",
         settings=service.settings,
         request_metrics=REQUESTS,
-        lifespan=lifespan,
-        ready_check=service.ready,
+        service=service,
     )
     app.state.service = service
     _slack_routes(app, service)

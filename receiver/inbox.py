@@ -31,8 +31,13 @@ _CODE = re.compile(r"`([^`\n]+)`")
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
+    """One environment for the process; the page's helpers are its globals, registered once."""
     loader = PackageLoader("receiver", "templates")
-    return Environment(loader=loader, autoescape=select_autoescape(default=True))
+    environment = Environment(loader=loader, autoescape=select_autoescape(default=True))
+    environment.globals.update(
+        mrkdwn=mrkdwn, slack_color=slack_color, safe_link=safe_link, email_srcdoc=email_srcdoc
+    )
+    return environment
 
 
 def slack_color(color: Any) -> str:
@@ -98,8 +103,4 @@ def render_inbox(
         alert_names=names,
         am=alertmanager,
         refresh=refresh_seconds,
-        mrkdwn=mrkdwn,
-        slack_color=slack_color,
-        safe_link=safe_link,
-        email_srcdoc=email_srcdoc,
     )

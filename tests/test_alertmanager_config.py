@@ -221,15 +221,6 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) 
         raise RuntimeError(f"{exc}: {proc.stdout.read() if proc.stdout else ''}") from None
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class Lab:
     def __init__(self, am_url: str, receiver_url: str) -> None:
         self.am = am_url
@@ -314,8 +305,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         wait_http(f"{am_url}/-/ready", am, "alertmanager")
         yield Lab(am_url, receiver_url)
     finally:
-        stop(am)
-        stop(receiver)
+        waiting.stop_process(am)
+        waiting.stop_process(receiver)
 
 
 def alert(name: str, service: str, severity: str, family: str, ends_in: float = 300, **labels: str) -> dict:

@@ -27,14 +27,9 @@ from lab_common.docs import ASSETS, ASSETS_PATH
 from lab_common.net import free_port
 from lab_common.serve import BoundedHttpToolsProtocol
 from labctl.wait import wait_http
-from ml_api.app import create_app as create_ml_app
-from ml_api.settings import MLSettings
-from rag_api.app import create_app as create_rag_app
-from rag_api.settings import RAGSettings
 from receiver.app import create_app as create_receiver_app
 from receiver.settings import ReceiverSettings
 
-LAB = {"lab_profile": True, "admin_token": None}
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run",
@@ -42,16 +37,6 @@ CHROMIUM_FLAGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--virtual-time-budget=15000",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FastAPI]:
-    """Both apps without their lifespan: the docs need no model or index."""
-    tmp = tmp_path_factory.mktemp("docs")
-    return {
-        "ml_api": create_ml_app(MLSettings(model_dir=tmp / "m", **LAB)),
-        "rag_api": create_rag_app(RAGSettings(chroma_path=tmp / "c", **LAB)),
-    }
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

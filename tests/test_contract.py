@@ -13,7 +13,7 @@ import yaml
 
 from monitoring import generate
 from monitoring.alerts import ALERTS
-from monitoring.contract import P, alert, alerts_by_name, threshold
+from monitoring.contract import P, alert, alerts_by_name, load_alerts, threshold
 from monitoring.render import Links, render_rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +95,19 @@ def test_rule_group_names_are_unique_across_rule_files() -> None:
         for group in yaml.safe_load(path.read_text())["groups"]
     ]
     assert len(names) == len(set(names)), names
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ("{name: X, severity: warning, for: 1m, treshold: 1}", r"alert X: unknown keys \['treshold'\]"),
+        ("{name: X, severity: warning}", "alert X: no `for`"),
+        ("{name: X, for: {lab: 1m, staging: 5m}}", "takes `lab` and optionally `production`"),
+        ("{name: X, for: 1m}", "alert X: .*missing"),
+    ],
+)
+def test_a_bad_declaration_names_the_alert_and_the_key(tmp_path: Path, entry: str, error: str) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text(f"shared: {{}}\nml:\n  alerts:\n    - {entry}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=error):
+        load_alerts(path)

@@ -29,12 +29,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield test_client
 
 
-def gate(client: TestClient, out: Path) -> tuple[int, dict, ET.Element]:
+def gate(client: TestClient, out: Path, pushgateway_url: str | None = None) -> tuple[int, dict, ET.Element]:
+    """The gate against `client` with its default set and floors: exit code, JSON report, JUnit suite."""
     args = argparse.Namespace(
         eval_set=eval_gate.EVAL_SET,
         junit=out / "junit.xml",
         json=out / "report.json",
-        pushgateway_url=None,
+        pushgateway_url=pushgateway_url,
         min_groundedness=eval_gate.ROW_MIN_GROUNDEDNESS,
     )
     code = eval_gate.gate(lambda path, body: client.post(path, json=body), args)
@@ -81,19 +82,12 @@ def test_the_results_reach_a_real_pushgateway(client: TestClient, tmp_path: Path
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/-/ready", timeout=20)
-        args = argparse.Namespace(
-            eval_set=eval_gate.EVAL_SET,
-            junit=tmp_path / "junit.xml",
-            json=tmp_path / "report.json",
-            pushgateway_url=url,
-            min_groundedness=eval_gate.ROW_MIN_GROUNDEDNESS,
-        )
-        assert eval_gate.gate(lambda path, body: client.post(path, json=body), args) == 0
+        code, report, _ = gate(client, tmp_path, pushgateway_url=url)
+        assert code == 0
         exposition = httpx.get(f"{url}/metrics", timeout=5).text
     finally:
         process.terminate()
         process.wait(timeout=10)
-    report = json.loads(args.json.read_text())
     line = next(
         ln
         for ln in exposition.splitlines()

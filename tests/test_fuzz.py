@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,7 +32,9 @@ ADMIN = {
 }
 
 
-def start(module: str, env: dict[str, str], timeout: float = 240) -> tuple[subprocess.Popen, str]:
+@contextmanager
+def served(module: str, env: dict[str, str], timeout: float = 240) -> Iterator[str]:
+    """`python -m module` with `env`, ready; yields its base URL and stops it on leaving."""
     process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env={**os.environ, **env})
     port = env["ML_PORT"] if module == "ml_api" else env["RAG_PORT"]
     base = f"http://127.0.0.1:{port}"
@@ -39,7 +43,15 @@ def start(module: str, env: dict[str, str], timeout: float = 240) -> tuple[subpr
     except (WaitTimeout, ProcessExited) as exc:
         process.terminate()
         pytest.fail(str(exc))
-    return process, base
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def assert_passed(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
 def schemathesis(base: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -59,14 +71,10 @@ def schemathesis(base: str, tmp_path: Path, *extra: str) -> subprocess.Completed
 @pytest.mark.timeout(1200)
 def test_ml_api_schema_fuzz(tmp_path: Path) -> None:
     env = {"ML_PORT": str(free_port()), "ML_MODEL_DIR": str(tmp_path / "models"), **ADMIN}
-    process, base = start("ml_api", env)
-    try:
+    with served("ml_api", env) as base:
         # The HTML drift report is for humans (and costs seconds per call); it has no JSON schema to check.
         result = schemathesis(base, tmp_path, "--exclude-path", "/drift/report")
-    finally:
-        process.terminate()
-        process.wait(20)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert_passed(result)
 
 
 @pytest.mark.timeout(1200)
@@ -79,18 +87,14 @@ def test_rag_api_schema_fuzz(tmp_path: Path) -> None:
         "OPENAI_API_KEY": "",
         "OPENAI_BASE_URL": "",
     }
-    process, base = start("rag_api", env)
-    try:
+    with served("rag_api", env) as base:
         # The first scored answer starts the evaluator (tens of seconds on a loaded machine): not the fuzzer's
         # 30 s request budget's business.
         warm = httpx.post(f"{base}/chat", json={"query": "warm up", "evaluate": "sync"}, timeout=180)
         assert warm.status_code == 200, warm.text
         # A reload re-embeds the whole corpus (seconds of CPU) and takes no input but the token.
         result = schemathesis(base, tmp_path, "--exclude-path", "/knowledge/reload")
-    finally:
-        process.terminate()
-        process.wait(20)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert_passed(result)
 
 
 @pytest.mark.timeout(600)
@@ -107,4 +111,4 @@ def test_receiver_schema_fuzz(tmp_path: Path) -> None:
             assert client.get("/inbox").status_code == 200
     finally:
         stop(receiver)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert_passed(result)

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from lab_common.net import free_port
-from labctl.wait import ProcessExited, WaitTimeout, wait_http
+from labctl.wait import ProcessExited, WaitTimeout, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_HEADER_BYTES = 16_384
@@ -54,13 +54,7 @@ def start(args: list[str], env: dict[str, str], port: int, ready_path: str = "/h
 
 
 def stop(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(5)
+    stop_process(server.process)
 
 
 @pytest.fixture(scope="module")

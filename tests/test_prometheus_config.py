@@ -19,8 +19,7 @@ import yaml
 
 from lab_common.endpoints import default_port
 from lab_common.net import free_port
-from labctl.wait import WaitTimeout, wait_http, wait_until
-from monitoring.alerts.cost import BUDGET_WINDOWS
+from labctl.wait import WaitTimeout, stop_process, wait_http, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -34,6 +33,9 @@ DASHBOARDS = {f"http://localhost:3000/d/{uid}" for uid in UIDS}
 REQUIRED_ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
 # `up == 0` has no value worth printing (it is 0); its description names the target instead.
 NO_VALUE_IN_DESCRIPTION = {"TargetDown"}
+# Every range the cost rules use besides 1m: the budget projection's window (lab 5m, production 1h), its
+# rolling day, and the negative-feedback share's 15m (monitoring/alerts/alerts.yaml, area cost).
+BUDGET_WINDOWS = {"5m", "1h", "1d", "15m"}
 # Scrape targets by `service` label, with their default ports (lab_common/endpoints.py).
 SERVICES = {
     "ml_api": default_port("ml_api"),
@@ -214,11 +216,7 @@ def test_real_prometheus_discovers_targets_and_loads_rules(tmp_path: Path) -> No
         managers = httpx.get(f"{base}/api/v1/alertmanagers", timeout=2).json()["data"]["activeAlertmanagers"]
         assert [m["url"] for m in managers] == ["http://127.0.0.1:9093/api/v2/alerts"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 # ---------------------------------------------------------------- rule conventions
@@ -272,7 +270,7 @@ def test_rules_use_only_contract_metrics() -> None:
 
 
 def test_rate_windows_are_lab_sized() -> None:
-    """1m everywhere but the budget projection: a day's spend and its trend (monitoring/alerts/cost.py)."""
+    """1m everywhere but the budget projection: a day's spend and its trend (alerts.yaml, area cost)."""
     windows = {w for expr in all_exprs() for w in re.findall(r"\[(\w+)\]", expr)}
     assert "1m" in windows and windows - {"1m"} <= BUDGET_WINDOWS, windows
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
 
 from rag_api.app import create_app
+from tests.support.metrics import sample
 from tests.support.rag import copy_index, offline_settings
 
 PASSWORD_QUESTION = "How do I reset my password?"  # pragma: allowlist secret (a question)
@@ -47,10 +47,6 @@ CONTRACT_GAUGES = [
     "llm_token_usage_estimated",
     "llm_tenant_daily_budget_dollars",
 ]
-
-
-def sample(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from lab_common.net import free_port
-from labctl.wait import wait_http
+from labctl.wait import stop_process, wait_http
 from rag_api.app import create_app
 from tests.support.rag import offline_settings
 
@@ -39,12 +39,7 @@ class ChromaServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
             self.process = None
 
 

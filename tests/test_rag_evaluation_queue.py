@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
 
 from rag_api.app import create_app
 from rag_api.evaluation import EvaluationError, Scores
 from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue
+from tests.support.metrics import sample
 from tests.support.rag import copy_index, offline_settings
 
 JOB = EvaluationJob(
@@ -29,10 +29,6 @@ SCORE_COUNTS = [
     "llm_context_relevance_score_count",
     "llm_answer_relevance_score_count",
 ]
-
-
-def sample(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
 class SlowEvaluator:

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
 
 from rag_api import metrics
 from rag_api.app import create_app
 from rag_api.llm import build_prompt
 from rag_api.usage import count_tokens
+from tests.support.metrics import sample
 from tests.support.rag import copy_index, offline_settings
 
 QUESTION = "How do I reset my password?"
@@ -21,10 +21,6 @@ OFFLINE = {
     "gen_ai_request_model": "offline",
     "gen_ai_response_model": "offline",
 }
-
-
-def sample(name: str, labels: dict[str, str]) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def tokens(token_type: str, suffix: str = "sum") -> float:
@@ -51,21 +47,12 @@ def chat(client: TestClient, tenant: str | None = None) -> dict:
 
 def test_the_metric_names_labels_and_buckets_are_the_conventions() -> None:
     assert metrics.GENAI_TOKEN_USAGE._name == "gen_ai_client_token_usage"
-    assert metrics.GENAI_TOKEN_USAGE._labelnames == (
-        "gen_ai_operation_name",
-        "gen_ai_provider_name",
-        "gen_ai_token_type",
-        "gen_ai_request_model",
-        "gen_ai_response_model",
-    )
+    # Both instruments carry the operation, provider and models (semconv gen-ai-metrics); each adds its own.
+    operation = ("gen_ai_operation_name", "gen_ai_provider_name")
+    models = ("gen_ai_request_model", "gen_ai_response_model")
+    assert metrics.GENAI_TOKEN_USAGE._labelnames == (*operation, "gen_ai_token_type", *models)
     assert metrics.GENAI_OPERATION_DURATION._name == "gen_ai_client_operation_duration_seconds"
-    assert metrics.GENAI_OPERATION_DURATION._labelnames == (
-        "gen_ai_operation_name",
-        "gen_ai_provider_name",
-        "gen_ai_request_model",
-        "gen_ai_response_model",
-        "error_type",
-    )
+    assert metrics.GENAI_OPERATION_DURATION._labelnames == (*operation, *models, "error_type")
     # semconv gen-ai-metrics: ExplicitBucketBoundaries of each instrument (+Inf is prometheus-client's).
     token_bounds = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
     duration_bounds = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]

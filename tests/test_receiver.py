@@ -138,11 +138,15 @@ def test_fail_from_env_history_survives_restart_and_stdout_blocks(tmp_path: Path
     assert "slack /slack channel=#lab-alerts" in out
     assert "FIRING   MLHighErrorRate" in out
 
+    assert alerts_kept_across_a_restart(tmp_path) == [["MLHighErrorRate"]]
+
+
+def alerts_kept_across_a_restart(tmp_path: Path) -> list[list[str]]:
+    """The alerts of each notification a fresh receiver on the same directory reads back from its store."""
     again = start_receiver(tmp_path)
     try:
         with again.client() as client:
-            kept = client.get("/notifications").json()["notifications"]
-        assert [n["alerts"] for n in kept] == [["MLHighErrorRate"]]
+            return [n["alerts"] for n in client.get("/notifications").json()["notifications"]]
     finally:
         stop(again)
 
@@ -292,13 +296,7 @@ def test_clear_keeps_the_archive_and_survives_a_restart(receiver: Receiver, tmp_
     archived = [item.get("alerts") for item in jsonl(receiver.log) if "alerts" in item]
     assert archived == [["BeforeClear"], ["AfterClear"]]
     stop(receiver)
-    again = start_receiver(tmp_path)
-    try:
-        with again.client() as client:
-            kept = client.get("/notifications").json()["notifications"]
-        assert [n["alerts"] for n in kept] == [["AfterClear"]]
-    finally:
-        stop(again)
+    assert alerts_kept_across_a_restart(tmp_path) == [["AfterClear"]]
 
 
 def test_clear_and_fail_need_the_admin_token_outside_the_lab_profile(tmp_path: Path) -> None:

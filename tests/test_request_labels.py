@@ -15,7 +15,6 @@ import string
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -23,24 +22,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from lab_common.metrics import UNMATCHED, UNMATCHED_METHOD
-from ml_api.app import create_app as create_ml_app
-from ml_api.settings import MLSettings
-from rag_api.app import create_app as create_rag_app
-from rag_api.settings import RAGSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "X-SCAN"]
-LAB = {"lab_profile": True, "admin_token": None}
-
-
-@pytest.fixture(scope="module")
-def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FastAPI]:
-    """Both apps without their lifespan: routing, metrics and validation need no model or index."""
-    tmp = tmp_path_factory.mktemp("labels")
-    return {
-        "ml_api": create_ml_app(MLSettings(model_dir=tmp / "m", **LAB)),
-        "rag_api": create_rag_app(RAGSettings(chroma_path=tmp / "c", **LAB)),
-    }
 
 
 def histogram_children(metric: str) -> set[tuple[str, str]]:

@@ -132,32 +132,24 @@ def test_enforce_blocks_an_injection_with_a_400_naming_the_check(enforce: TestCl
     assert metric(enforce, "rag_chat_requests_total", status="blocked") >= 1
 
 
-def test_enforce_redacts_a_leaked_record_in_the_answer(enforce: TestClient) -> None:
-    assert (
-        enforce.post(
-            "/admin/faults/pii_leak", json={"duration_seconds": 30, "params": {"rate": 1.0}}
-        ).status_code
-        == 200
-    )
+def answer_with_fault(client: TestClient, fault: str) -> dict:
+    """One /chat answer with `fault` on for every answer (rate 1), cleared after."""
+    fault_url = f"/admin/faults/{fault}"
+    assert client.post(fault_url, json={"duration_seconds": 30, "params": {"rate": 1.0}}).status_code == 200
     try:
-        body = enforce.post("/chat", json={"query": QUESTION, "evaluate": "off"}).json()
+        return client.post("/chat", json={"query": QUESTION, "evaluate": "off"}).json()
     finally:
-        enforce.delete("/admin/faults/pii_leak")
+        client.delete(fault_url)
+
+
+def test_enforce_redacts_a_leaked_record_in_the_answer(enforce: TestClient) -> None:
+    body = answer_with_fault(enforce, "pii_leak")
     assert "4111 1111 1111 1111" not in body["answer"] and "[REDACTED_CREDIT_CARD]" in body["answer"]
     assert metric(enforce, "llm_safety_checks_total", check="pii", stage="output", outcome="redacted") >= 1
 
 
 def test_enforce_refuses_an_answer_that_leaks_the_prompt(enforce: TestClient) -> None:
-    assert (
-        enforce.post(
-            "/admin/faults/prompt_leak", json={"duration_seconds": 30, "params": {"rate": 1.0}}
-        ).status_code
-        == 200
-    )
-    try:
-        body = enforce.post("/chat", json={"query": QUESTION, "evaluate": "off"}).json()
-    finally:
-        enforce.delete("/admin/faults/prompt_leak")
+    body = answer_with_fault(enforce, "prompt_leak")
     assert body["answer"] == SafetySettings().refusal
     assert body["safety"]["output"]["blocked_by"] == "canary_leak"
 

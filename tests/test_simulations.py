@@ -23,7 +23,7 @@ from labctl.config import ROOT, free_ports
 from labctl.stack import NativeStack
 from simulations.data import drifted_tickets, reference_stats
 from simulations.scenarios import latency_expectations
-from tests.support.lab import native_stack
+from tests.support.lab import alerting_stack
 from tests.support.receiver import Elements, dump_dom, needs_chromium
 
 pytestmark = pytest.mark.timeout(600)
@@ -133,12 +133,7 @@ def test_the_hint_of_an_alert_that_went_pending_and_back_says_so() -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[NativeStack]:
-    lab = native_stack(
-        max_for=3,
-        alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
-        service_env={"ML_DRIFT_INTERVAL_SECONDS": "1", "LOG_LEVEL": "WARNING"},
-    )
-    with lab:
+    with alerting_stack(max_for=3) as lab:
         yield lab
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lab_common.jsonl import read_objects
 from rag_api.safety.detectors import Detector, build_detectors
 from rag_api.safety.detectors.head import sentences
 
@@ -28,19 +29,12 @@ class InputError(ValueError):
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{number}: not JSON ({error.msg})") from None
-            if not isinstance(row, dict) or "id" not in row:
-                raise InputError(f"{path}:{number}: field 'id' missing")
-            if not isinstance(row.get("text"), str):
-                raise InputError(f"{path}:{number}: field 'text' missing or not a string")
-            yield row
+    for where, row in read_objects(path, InputError):
+        if "id" not in row:
+            raise InputError(f"{where}: field 'id' missing")
+        if not isinstance(row.get("text"), str):
+            raise InputError(f"{where}: field 'text' missing or not a string")
+        yield row
 
 
 def score_row(

@@ -26,7 +26,7 @@ from labctl.client import SERVICES
 from labctl.stack import NativeStack
 from labctl.traffic import HealthyTraffic, healthy_tickets, in_domain_questions
 from labctl.wait import WaitTimeout, wait_until
-from tests.support.lab import native_stack
+from tests.support.lab import FAST_ALERTMANAGER, native_stack
 from tests.support.procs import group_members
 
 E2E_MAX_FOR = 5.0  # seconds: every alert's `for:` in the lab's copy of the rules
@@ -148,7 +148,7 @@ def lab() -> Iterator[Lab]:
     t0 = time.monotonic()
     stack = native_stack(
         max_for=E2E_MAX_FOR,
-        alertmanager_timings={"group_wait": "1s", "group_interval": "1s"},
+        alertmanager_timings=FAST_ALERTMANAGER,
         service_env=SERVICE_ENV,
     )
     with stack:

@@ -123,8 +123,11 @@ def drifted(ticket: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_data_drift_reaches_slack_and_email(lab: Lab) -> None:
-    tickets = healthy_tickets(seed=4242)
+@contextmanager
+def drifted_window(lab: Lab, *, seed: int, label: str) -> Iterator[float]:
+    """Drift ml_api's window until DRIFT_ALERT (critical: Slack and email) is notified; yields `since`. On
+    leaving, the window is back to the reference distribution, so the later tests see a calm one."""
+    tickets = healthy_tickets(seed=seed)
     window = 500  # ML_DRIFT_WINDOW_SIZE default: one batch replaces the whole window
     since = time.time()
     lab.traffic.pause_ml.set()
@@ -137,14 +140,18 @@ def test_data_drift_reaches_slack_and_email(lab: Lab) -> None:
             client.post(f"{lab.ml_url}/predict/batch", json={"tickets": [drifted(next(tickets))] * 20})
 
         with background(more, pause=1.0):
-            await_alert(lab, DRIFT_ALERT, ("slack", "email"), since, "data drift")
-        status = httpx.get(f"{lab.ml_url}/metrics", timeout=10).text
-        assert "ml_dataset_drift_detected 1.0" in status
+            await_alert(lab, DRIFT_ALERT, ("slack", "email"), since, label)
+        yield since
     finally:
-        # Back to the reference distribution, so the later tests see a calm drift window.
         healthy = [next(tickets) for _ in range(window)]
         httpx.post(f"{lab.ml_url}/predict/batch", json={"tickets": healthy}, timeout=60)
         lab.traffic.pause_ml.clear()
+
+
+def test_data_drift_reaches_slack_and_email(lab: Lab) -> None:
+    with drifted_window(lab, seed=4242, label="data drift"):
+        status = httpx.get(f"{lab.ml_url}/metrics", timeout=10).text
+        assert "ml_dataset_drift_detected 1.0" in status
 
 
 # ---------------------------------------------------------------------------------------------- hallucination

@@ -11,17 +11,14 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from labctl.traffic import healthy_tickets
-
 from .conftest import Lab
-from .test_alerts_e2e import DRIFT_ALERT, await_alert, background, drifted
+from .test_alerts_e2e import DRIFT_ALERT, drifted_window
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -43,25 +40,8 @@ def email_links(notification: dict[str, Any]) -> set[str]:
 
 def fire_drift(lab: Lab) -> float:
     """Drift the window until MLDataDriftDetected (critical: Slack and email) is notified; returns `since`."""
-    tickets = healthy_tickets(seed=5151)
-    window = 500
-    since = time.time()
-    lab.traffic.pause_ml.set()
-    try:
-        batch = [drifted(next(tickets)) for _ in range(window)]
-        r = httpx.post(f"{lab.ml_url}/predict/batch", json={"tickets": batch}, timeout=60)
-        assert r.status_code == 200, r.text[:500]
-
-        def more(client: httpx.Client) -> None:
-            client.post(f"{lab.ml_url}/predict/batch", json={"tickets": [drifted(next(tickets))] * 20})
-
-        with background(more, pause=1.0):
-            await_alert(lab, DRIFT_ALERT, ("slack", "email"), since, "links: data drift")
-    finally:
-        healthy = [next(tickets) for _ in range(window)]
-        httpx.post(f"{lab.ml_url}/predict/batch", json={"tickets": healthy}, timeout=60)
-        lab.traffic.pause_ml.clear()
-    return since
+    with drifted_window(lab, seed=5151, label="links: data drift") as since:
+        return since
 
 
 def test_every_link_of_a_notification_answers(lab: Lab) -> None:

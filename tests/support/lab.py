@@ -24,6 +24,20 @@ def native_stack(**options: Any) -> NativeStack:
     return NativeStack(**options)
 
 
+# Alertmanager groups and notifies within a second: a test waits for one alert's notification, not a batch.
+FAST_ALERTMANAGER = {"group_wait": "1s", "group_interval": "1s"}
+
+
+def alerting_stack(max_for: float) -> NativeStack:
+    """A stack for tests that wait for alerts: each rule's `for` capped at `max_for` seconds, Alertmanager
+    notifying at once, ml_api re-testing drift every second, services logging warnings only."""
+    return native_stack(
+        max_for=max_for,
+        alertmanager_timings=FAST_ALERTMANAGER,
+        service_env={"ML_DRIFT_INTERVAL_SECONDS": "1", "LOG_LEVEL": "WARNING"},
+    )
+
+
 def run_labctl(
     *args: str, state_file: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

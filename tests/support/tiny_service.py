@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from lab_common.app import create_service_app
+from lab_common.app import create_service_app, lazy_app
 from lab_common.faults import Fault, FaultRegistry, LatencyParams, RateParams
 from lab_common.metrics import RequestMetrics, request_metrics
 from lab_common.settings import LabSettings
@@ -49,11 +49,7 @@ def create_app(settings: LabSettings | None = None) -> FastAPI:
     return app
 
 
-def __getattr__(name: str) -> FastAPI:
-    if name == "app":
-        globals()["app"] = built = create_app()
-        return built
-    raise AttributeError(name)
+__getattr__ = lazy_app(__name__, create_app)
 
 
 if __name__ == "__main__":
