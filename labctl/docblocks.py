@@ -7,10 +7,10 @@ A doc is a sequence of steps, in reading order:
   at that point of the doc (after the commands before it) and its output is what the block shows.
 
 `.venv/bin/python -m labctl.docblocks refresh [DOC ...]` replays each doc that has marked outputs against a
-native lab on free ports (the same lab tests/test_docs_commands.py uses) and rewrites every marked block with
-what its command printed now, ports written back as the defaults. tests/test_docs_commands.py replays every
-doc and checks each marked block's SHAPE (its lines with the numbers taken out, or its JSON keys) against a
-fresh run: figures move from run to run, fields and series must not.
+native lab on free ports (the same lab tests/docs/test_docs_commands.py uses) and rewrites every marked block
+with what its command printed now, ports written back as the defaults. tests/docs/test_docs_commands.py
+replays every doc and checks each marked block's SHAPE (its lines with the numbers taken out, or its JSON
+keys) against a fresh run: figures move from run to run, fields and series must not.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ close to the best any model can do on this noisy label.
 
 Serving one row through scikit-learn costs ~150 µs of input validation; `FastPredictor` folds the scaler
 into the coefficients at load time and computes the same softmax with plain float arithmetic (a few µs).
-`tests/test_ml_model.py` checks it equals `predict_proba`.
+`tests/ml_api/test_ml_model.py` checks it equals `predict_proba`.
 
 Artifacts (one directory per version, under `model_dir`):
     <model_dir>/LATEST                 the version to serve (written last, atomically)

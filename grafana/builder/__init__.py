@@ -1,5 +1,5 @@
 """Dashboards as code, on grafana-foundation-sdk: `make generate` (monitoring/generate.py) writes
-grafana/dashboards/<uid>.json, which Grafana provisions; tests/test_contract.py checks that the
+grafana/dashboards/<uid>.json, which Grafana provisions; tests/monitoring/test_contract.py checks that the
 committed files equal this output.
 
 - panels.py: the lab's panel builders (time series, stat, heatmap, table) and queries;

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .panels import RI, TimeSeries, quantiles, rate_by, target, timeseries
 
 # Probe and admin endpoints (every route taking X-Admin-Token) are left out of request ratios, as the
-# recording rules do (tests/test_request_labels.py checks both).
+# recording rules do (tests/lab_common/test_request_labels.py checks both).
 NOT_PROBES = 'endpoint!~"/health|/ready|/metrics|/admin/.*|/drift/reset|/knowledge/reload"'
 
 

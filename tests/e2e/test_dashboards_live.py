@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from dashboards import grafana_queries  # tests/dashboards.py (tests/ is on sys.path: rootdir import mode)
 
 from labctl.traffic import healthy_tickets, in_domain_questions
 from labctl.wait import WaitTimeout, wait_until
 from simulations.eval import push
+from tests.dashboards import grafana_queries
 
 from .conftest import Lab
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(600)
 # (dashboard uid, panel title) -> why it may have no data in this lab. Keep it tiny.
 _BASELINE = (
     "the anomaly rules' baseline window ends 5 min ago (monitoring/anomaly.py, lab profile): a test lab this "
-    "young has none yet; tests/test_anomaly.py and prometheus/tests/anomaly_test.yml "
+    "young has none yet; tests/monitoring/test_anomaly.py and prometheus/tests/anomaly_test.yml "
     "check those rules"
 )
 NO_DATA_ALLOWED: dict[tuple[str, str], str] = {

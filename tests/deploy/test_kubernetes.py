@@ -20,7 +20,7 @@ from cloudcoil.models.prometheus_operator import v1, v1alpha1
 
 from monitoring import kubernetes as k8s
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("lab", "production")
 K8S_VERSION = "1.32.0"

@@ -21,7 +21,7 @@ import pytest
 from lab_common.net import free_port
 from labctl.wait import ProcessExited, WaitTimeout, wait_http
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_PER_OPERATION = 50  # ~10 operations per service: about 500 generated cases each
 ADMIN_TOKEN = "fuzz-admin-token"
 ADMIN = {

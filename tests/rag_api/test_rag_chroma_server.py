@@ -17,7 +17,7 @@ from labctl.wait import stop_process, wait_http
 from rag_api.app import create_app
 from tests.support.rag import offline_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMA = Path(sys.executable).with_name("chroma")
 pytestmark = pytest.mark.skipif(not CHROMA.exists(), reason="the chroma CLI is not installed")
 

@@ -13,9 +13,9 @@ from rag_api.embeddings import get_embedder
 from rag_api.store import KnowledgeStore, chunk_article, load_knowledge, parse_article
 from tests.support.rag import copy_index, offline_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KNOWLEDGE = ROOT / "rag_api" / "knowledge"
-QUESTIONS = Path(__file__).parent / "data" / "retrieval_questions.jsonl"
+QUESTIONS = Path(__file__).parents[1] / "data" / "retrieval_questions.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from dashboards import DASHBOARD_DIR, ROOT, grafana_queries, iter_panels, load_dashboards, raw_queries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard as SDKDashboard
@@ -22,6 +21,7 @@ from grafana.builder.texts import Texts, parse
 from grafana.builder.thresholds import Line, alert_line, line_of, panel_lines
 from monitoring import generate
 from monitoring.alerts import ALERTS
+from tests.dashboards import DASHBOARD_DIR, ROOT, grafana_queries, iter_panels, load_dashboards, raw_queries
 
 DS = {"type": "prometheus", "uid": "prometheus"}
 UIDS = {"ml-service", "llm-quality", "llm-safety", "llm-cost", "pipeline-health"}
@@ -96,7 +96,7 @@ def query_panels(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------ tests
 def test_every_committed_dashboard_is_generated() -> None:
-    """tests/test_contract.py checks each generated file is current;
+    """tests/monitoring/test_contract.py checks each generated file is current;
     here: no dashboard JSON is hand-kept."""
     generated = {Path(path).stem for path in generate.TARGETS if path.startswith("grafana/dashboards/")}
     assert generated == {b.uid for b in registry.BOARDS} == UIDS
@@ -354,5 +354,5 @@ def test_provisioning_points_at_the_dashboards_and_the_fixed_datasource_uid() ->
     assert by_uid["prometheus"]["jsonData"]["timeInterval"] == scrape
     providers = yaml.safe_load((prov / "dashboards" / "dashboards.yml").read_text())["providers"]
     assert [p["type"] for p in providers] == ["file"]
-    # docker compose mounts grafana/dashboards there (tests/test_compose.py checks the mount).
+    # docker compose mounts grafana/dashboards there (tests/deploy/test_compose.py checks the mount).
     assert providers[0]["options"]["path"] == "/etc/grafana/dashboards"

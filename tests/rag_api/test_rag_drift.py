@@ -13,7 +13,7 @@ from rag_api.drift import EmbeddingDriftMonitor, build_drift_monitor, read_refer
 from rag_api.embeddings import get_embedder
 from rag_api.settings import DEFAULT_REFERENCE_QUERIES
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def lines(path: Path) -> list[str]:

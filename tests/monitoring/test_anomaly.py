@@ -20,7 +20,7 @@ from benchmarks.nab_score import PROFILES as NAB_PROFILES
 from benchmarks.nab_score import best_score, file_points
 from monitoring.anomaly import SIGNALS, score_expr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tool(name: str) -> str:

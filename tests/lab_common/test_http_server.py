@@ -25,7 +25,7 @@ import pytest
 from lab_common.net import free_port
 from labctl.wait import ProcessExited, WaitTimeout, stop_process, wait_http
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAX_HEADER_BYTES = 16_384
 HEADER_TIMEOUT_SECONDS = 1.5
 LIMITS = {"MAX_HEADER_BYTES": str(MAX_HEADER_BYTES), "HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS)}

@@ -18,7 +18,7 @@ from rag_api.evaluation import SCORE_FIELDS, EvaluationError, Evaluator, Scores,
 from rag_api.scoring import first_person, groundedness
 from tests.support.openai_server import OpenAICompatibleServer, last_user_message
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CONTEXT = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "

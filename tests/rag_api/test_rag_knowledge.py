@@ -21,7 +21,7 @@ from rag_api.settings import DEFAULT_KNOWLEDGE_DIR
 from rag_api.store import KnowledgeStore, load_knowledge
 from tests.support.rag import copy_index, offline_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUESTION = {"query": "How do I reset my password?", "evaluate": "off"}  # pragma: allowlist secret
 
 # Runs one reload in a child process that SIGKILLs itself on its first write of the given kind.

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lab_common.net import free_port
 from labctl.wait import wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TICKET = {"ticket_length": 640, "urgency_keywords": 2, "business_impact": 6.5, "customer_tier": 3}
 
 

@@ -25,7 +25,7 @@ from lab_common.net import free_port
 from labctl import wait as waiting
 from receiver.parse import alert_names, alert_status
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AM_DIR = ROOT / "alertmanager"
 CONFIG = AM_DIR / "alertmanager.yml"
 TEMPLATE_GLOB = str(AM_DIR / "templates" / "*.tmpl")

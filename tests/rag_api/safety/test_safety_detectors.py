@@ -14,7 +14,7 @@ from benchmarks.safety import lab_texts, recall_at_precision
 from rag_api.safety import PII_TYPES, InjectionDetector, PIIDetector, ToxicityDetector, build_detectors
 from rag_api.safety.detectors import validators
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 PII_CASES = [
     ("EMAIL", "Write to maria.keller+orders@gmail.com for the refund."),

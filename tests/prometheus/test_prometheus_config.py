@@ -21,7 +21,7 @@ from lab_common.endpoints import default_port
 from lab_common.net import free_port
 from labctl.wait import WaitTimeout, stop_process, wait_http, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "prometheus"
 ALERTS_FILE = PROM / "rules" / "alerts.yml"
 RECORDING_FILE = PROM / "rules" / "recording.yml"

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from lab_common.net import free_port
 from tests.support.ml import ml_client, sample_value, scrape, tickets
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reports(client: TestClient) -> dict[str, float]:

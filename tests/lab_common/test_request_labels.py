@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 
 from lab_common.metrics import UNMATCHED, UNMATCHED_METHOD
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "X-SCAN"]
 
 

@@ -16,7 +16,7 @@ from monitoring.alerts import ALERTS
 from monitoring.contract import P, alert, alerts_by_name, load_alerts, threshold
 from monitoring.render import Links, render_rules
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_files_equal_the_generated_output() -> None:
