@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
@@ -17,7 +18,9 @@ from prometheus_client import REGISTRY
 from rag_api.app import create_app
 from rag_api.evaluation import EvaluationError, build_evaluator
 from rag_api.llm import SYSTEM_PROMPT, system_prompt
-from rag_api.settings import ModelPrice
+from rag_api.settings import ModelPrice, RAGSettings
+from rag_api.usage import LLMCall, UsageMeter
+from tests.support.litellm_proxy import LiteLLMProxy
 from tests.support.openai_backends import BACKENDS, LiteLLMBackend, OpenAIBackend, StandInBackend
 from tests.support.openai_server import OpenAICompatibleServer, echo_context_responder, last_user_message
 from tests.support.rag import copy_index, offline_settings
@@ -310,3 +313,22 @@ def test_a_rate_limited_judge_raises_and_reports_its_failed_calls(seen: OpenAIBa
     calls = caught.value.calls  # type: ignore[attr-defined]
     assert calls and all(c.error_type == "rate_limited" and c.input_tokens == 0 for c in calls)
     assert seen.rate_limited_attempts() == len(calls) * 2  # each judge call: one attempt and one retry
+
+
+def test_our_price_for_the_generation_model_is_litellms(litellm_proxy: LiteLLMProxy) -> None:
+    """LiteLLM prices every answer from its own price map (header x-litellm-response-cost): our default
+    price table must agree with it for the default model, or the lab's cost panels would lie."""
+    response = httpx.post(
+        f"{litellm_proxy.base_url}/chat/completions",
+        headers={"Authorization": f"Bearer {litellm_proxy.api_key}"},
+        json={"model": MODEL, "messages": [{"role": "user", "content": QUESTION}]},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    usage = response.json()["usage"]
+    call = LLMCall("openai", MODEL, MODEL, usage["prompt_tokens"], usage["completion_tokens"], 0.1)
+    defaults = RAGSettings.model_fields["price_table"].get_default(call_default_factory=True)
+    ours = UsageMeter(RAGSettings(price_table=defaults)).cost(
+        call
+    )  # the shipped table, whatever the env says
+    assert ours > 0 and ours == pytest.approx(float(response.headers["x-litellm-response-cost"]))

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from lab_common.net import free_port
-from labctl.config import ROOT
+from lab_common.state import ROOT
 
 GENERATION_MODEL = "gpt-4o-mini"
 JUDGE_MODEL = "judge-model"
