@@ -22,7 +22,11 @@ if [ -x "$proxy" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$LITELLM_SPEC" ]; then
   exit 0
 fi
 echo "installing $LITELLM_SPEC into $venv (about 750 MB, a few minutes)" >&2
-rm -rf "$venv"
+if [ -e "$venv" ]; then
+  # Only ever a venv of ours is replaced (an old pin, a half-done install), never a directory it is not.
+  [ -f "$venv/pyvenv.cfg" ] || { echo "$venv exists and is not a venv: not touching it" >&2; exit 1; }
+  rm -rf "$venv"
+fi
 "${PYTHON:-python3}" -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
 "$venv/bin/pip" install -q "$LITELLM_SPEC"
