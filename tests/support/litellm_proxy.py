@@ -88,7 +88,8 @@ def config_text() -> str:
 class LiteLLMProxy:
     """`litellm --config` on a free port of 127.0.0.1, its config and log in `directory`."""
 
-    api_key = "sk-lab-master"  # LITELLM_MASTER_KEY: the proxy requires a bearer key, and this is it
+    # LITELLM_MASTER_KEY: the proxy requires a bearer key, and this made-up one is it.
+    api_key = "sk-lab-master"  # pragma: allowlist secret
 
     def __init__(self, executable: Path, directory: Path) -> None:
         self.executable = executable
