@@ -27,7 +27,7 @@ RUN pip install -c constraints.txt . \
 
 COPY --chown=lab:lab . .
 # Writable state, owned by `lab` so the named volumes mounted here start with the right owner.
-RUN mkdir -p var/models var/chroma var/receiver && chown -R lab:lab var
+RUN mkdir -p var/models var/chroma var/receiver var/records && chown -R lab:lab var
 
 USER lab
 EXPOSE 8001 9099 2525

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools browser lab status stop demo test typecheck generate bench lint fmt clean
+.PHONY: help setup tools browser litellm lab status stop demo test typecheck generate bench lint fmt clean
 
 help:
 	@echo "make lab        run the whole lab natively (services, Prometheus, Alertmanager, alert receiver)"
@@ -20,6 +20,7 @@ help:
 	@echo "make setup      create .venv and install the project (other targets do it first)"
 	@echo "make tools      install Prometheus, Alertmanager, promtool/amtool, the Pushgateway and Chromium"
 	@echo "make browser    install headless Chromium for the tests that load the receiver's inbox page"
+	@echo "make litellm    install LiteLLM's proxy in its own venv (var/tools/): the OpenAI-path tests' 2nd server"
 	@echo "make clean      remove var/ and caches"
 	@echo "make help       this list"
 
@@ -39,6 +40,9 @@ tools:
 browser:
 	@bash scripts/install_browser.sh
 
+litellm:
+	@bash scripts/install_litellm.sh
+
 lab: setup tools
 	$(BIN)/python -m labctl up
 
@@ -53,7 +57,7 @@ ARGS ?=
 demo: setup tools
 	$(BIN)/python -m labctl demo $(ARGS)
 
-test: setup tools browser typecheck
+test: setup tools browser litellm typecheck
 	$(BIN)/pytest
 
 typecheck: setup

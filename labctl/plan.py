@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_common.endpoints import LOCAL_HOST
+from lab_common.state import records_path
 from labctl import config as cfg
 from labctl.binaries import (
     GRAFANA_INSTALL_HINT,
@@ -327,7 +328,7 @@ def ml_rag_env(workdir: Path, ports: Ports) -> dict[str, str]:
         "ML_MODEL_DIR": str(workdir / "models"),
         "ML_RAG_URL": ports.url("rag_api"),
         "RAG_CHROMA_PATH": str(workdir / "chroma"),
-        "RAG_RECORDS_PATH": str(workdir / "records.sqlite"),
+        "RAG_RECORDS_PATH": str(records_path(workdir)),  # where the records CLIs look when run in this lab
     }
 
 

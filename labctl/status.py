@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab_common.state import lab_var_dir
 from labctl.client import LabClient, LabError, LabUrls
-from labctl.config import ROOT, Ports
+from labctl.config import Ports
 from labctl.plan import HEALTH, health_url
 from labctl.ui import Page, lab_pages, render_pages
 
 # The lab's state directory (LABCTL_VAR moves it: a second lab beside a running one, on other ports).
-VAR = Path(os.environ.get("LABCTL_VAR") or ROOT / "var").resolve()
+VAR = lab_var_dir()
 # Where `labctl up` records its pid, ports and processes (LABCTL_STATE_FILE moves it, e.g. for tests).
 STATE_FILE = Path(os.environ.get("LABCTL_STATE_FILE") or VAR / "labctl.json")
 

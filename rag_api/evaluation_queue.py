@@ -25,6 +25,7 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ class EvaluationJob:
     contexts: list[str]
     answer: str
     tenant: str = "default"  # the judge's calls are priced to the tenant whose answer they score
+    answer_id: str | None = None  # the answer's record, which the queue's scores update (`on_scored`)
 
 
 class EvaluationTimeout(EvaluationError):
@@ -183,9 +185,13 @@ class EvaluationQueue:
         timeout: float = 30.0,
         concurrency: int = 2,
         usage: UsageMeter | None = None,
+        on_scored: Callable[[str, Scores], None] | None = None,
     ) -> None:
         self.evaluator = evaluator
         self.usage = usage
+        # Called (in a thread: it may write a file) with the answer_id and the scores of every queued job
+        # scored: /chat has long returned, so this is how the scores reach the answer's record.
+        self.on_scored = on_scored
         self.provider = evaluator.provider_name
         self.size = size
         self.sample_rate = sample_rate
@@ -285,7 +291,9 @@ class EvaluationQueue:
             job = await self._queue.get()
             metrics.EVALUATION_QUEUE_DEPTH.set(self._queue.qsize())
             try:
-                await self._score_bounded(job)
+                scores, _ = await self._score_bounded(job)
+                if scores is not None and job.answer_id is not None and self.on_scored is not None:
+                    await asyncio.to_thread(self.on_scored, job.answer_id, scores)
             except Exception:  # score() records failures itself; this guards the worker's life
                 log.exception("evaluation worker error")
             finally:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rag_api import metrics
-from rag_api.records import AnswerRecords
+from rag_api.records import DB_HELP, AnswerRecords
 
 AnswerId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$", strict=True)]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000, strict=True)]
@@ -120,6 +120,7 @@ def _export(args: argparse.Namespace) -> int:
         "comment",
         "evaluator_verdict",
         "scores",
+        "safety_action",
     )
     lines = [json.dumps({k: r[k] for k in fields}, ensure_ascii=False) for r in store.rows("any")]
     store.close()
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("--comment")
     submit.add_argument("--url", default="http://127.0.0.1:8001")
     export = sub.add_parser("export", help="write every rated answer as JSONL (from the records file)")
-    export.add_argument("--db", type=Path, default=None, help="records file (default: RAG_RECORDS_PATH)")
+    export.add_argument("--db", type=Path, default=None, help=DB_HELP)
     export.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
     return _submit(args) if args.command == "submit" else _export(args)

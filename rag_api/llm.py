@@ -196,6 +196,8 @@ class OpenAIGenerator:
             )
         except openai.APITimeoutError as exc:
             raise GenerationError("timeout", f"the LLM did not answer within {self.client.timeout}s") from exc
+        except openai.RateLimitError as exc:  # 429 after the SDK's retries: a quota to raise, not an outage
+            raise GenerationError("rate_limited", f"the LLM server is rate limiting: {exc}") from exc
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise GenerationError("http_error", f"LLM call failed: {exc}") from exc
         except (json.JSONDecodeError, openai.APIResponseValidationError, ValueError, TypeError) as exc:

@@ -158,7 +158,7 @@ SAFETY_DURATION = Histogram(
 )
 
 CHAT_STATUSES = ("ok", "error", "unavailable", "blocked")
-GENERATION_ERROR_REASONS = ("timeout", "http_error", "malformed", "fallback")
+GENERATION_ERROR_REASONS = ("timeout", "rate_limited", "http_error", "malformed", "fallback")
 EVALUATION_RESULTS = ("ok", "failed", "dropped")
 RATINGS = ("up", "down")
 REASONS = ("wrong", "irrelevant", "unsafe", "slow", "other")

@@ -1,5 +1,10 @@
 """Answer records: every served answer kept in SQLite (bounded), with its scores and the user's feedback.
 
+Every /chat answer is kept, the safety chain's too: an input refused in enforce mode (no answer; the 400 names
+the record's id), an answer replaced by the refusal or with its PII redacted (the text as served, never the
+original) — `safety_action` says which, `safety` holds every check's outcome, score and category. Scores
+that arrive later (`evaluate=async`: the evaluation queue scores after /chat returned) update the record.
+
 Bounded twice: records older than the retention are deleted, and past `max_records` the oldest go; both are
 counted in `llm_answer_records_pruned_total{reason}`. The user id (the request's `session_id`) is stored only
 as a salted SHA-256. Texts stay here, never in a metric.
@@ -38,10 +43,20 @@ CREATE TABLE IF NOT EXISTS answers (
     rating TEXT,
     reason TEXT,
     comment TEXT,
-    feedback_at REAL
+    feedback_at REAL,
+    safety TEXT,
+    safety_action TEXT
 );
 CREATE INDEX IF NOT EXISTS answers_created ON answers (created);
 """
+# Columns added after the first files were written: a file without them gets them (ALTER TABLE) when opened.
+LATER_COLUMNS = {"safety": "TEXT", "safety_action": "TEXT"}
+# The CLIs' default file is the one rag_api writes: the same setting, whose default is the lab's state dir.
+DB_HELP = (
+    "records file (default: RAG_RECORDS_PATH, else the lab's var/records/answers.sqlite; LABCTL_VAR moves it)"
+)
+# What the safety chain did to an answer, when anything (NULL: served as generated).
+SAFETY_ACTIONS = ("input_blocked", "output_blocked", "redacted")
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,12 @@ class AnswerRecord:
     evaluator_verdict: str  # "grounded" | "ungrounded" | "unscored"
     user: str | None = None  # hashed before it is stored
     created: float = 0.0  # time.time(); 0 = now
+    safety: dict[str, Any] | None = None  # {"input": verdict, "output": verdict} as /chat returns them
+    safety_action: str | None = None  # one of SAFETY_ACTIONS, or None
+
+    def __post_init__(self) -> None:
+        if self.safety_action not in (None, *SAFETY_ACTIONS):
+            raise ValueError(f"safety_action {self.safety_action!r} not in {SAFETY_ACTIONS}")
 
 
 def verdict(scores: dict[str, float] | None, threshold: float) -> str:
@@ -80,6 +101,10 @@ class AnswerRecords:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+            present = {row["name"] for row in self._db.execute("PRAGMA table_info(answers)")}
+            for column, kind in LATER_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE answers ADD COLUMN {column} {kind}")
         self.prune()
 
     def hash_user(self, user: str | None) -> str | None:
@@ -96,11 +121,13 @@ class AnswerRecords:
             json.dumps(record.sources),
             json.dumps(record.scores) if record.scores is not None else None,
             record.evaluator_verdict,
+            json.dumps(record.safety) if record.safety is not None else None,
+            record.safety_action,
         )
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO answers (id, created, tenant, user_hash, query, answer, sources,"
-                " scores, evaluator_verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " scores, evaluator_verdict, safety, safety_action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             self._inserts += 1
@@ -115,6 +142,15 @@ class AnswerRecords:
                 "SELECT * FROM answers WHERE id = ? AND created >= ?", (answer_id, self._oldest())
             ).fetchone()
         return _decode(row) if row is not None else None
+
+    def set_scores(self, answer_id: str, scores: dict[str, float], evaluator_verdict: str) -> bool:
+        """Scores that arrived after the answer was recorded; False when the record is gone (pruned)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE answers SET scores = ?, evaluator_verdict = ? WHERE id = ?",
+                (json.dumps(scores), evaluator_verdict, answer_id),
+            )
+        return cursor.rowcount > 0
 
     def set_feedback(self, answer_id: str, rating: str, reason: str, comment: str | None) -> None:
         with self._lock:
@@ -165,6 +201,7 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
     record = dict(row)
     record["sources"] = json.loads(record["sources"])
     record["scores"] = json.loads(record["scores"]) if record["scores"] else None
+    record["safety"] = json.loads(record["safety"]) if record["safety"] else None
     return record
 
 
@@ -189,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag_api.records", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     export = sub.add_parser("export", help="write records as eval cases (JSONL)")
-    export.add_argument("--db", type=Path, default=settings.records_path)
+    export.add_argument("--db", type=Path, default=settings.records_path, help=DB_HELP)
     export.add_argument("--feedback", choices=("up", "down", "any"), default="down")
     export.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ from lab_common.faults import Fault, FaultRegistry, LatencyParams, RateParams
 from rag_api import metrics
 from rag_api.drift import EmbeddingDriftMonitor, build_drift_monitor
 from rag_api.embeddings import get_embedder
-from rag_api.evaluation import Evaluator, build_evaluator
+from rag_api.evaluation import Evaluator, Scores, build_evaluator
 from rag_api.evaluation_queue import EvaluationJob, EvaluationQueue, EvaluatorProcess
 from rag_api.llm import AnswerGenerator, TokenInflationParams, context_sentences
 from rag_api.records import AnswerRecord, AnswerRecords, verdict
@@ -56,6 +56,27 @@ class Retrieval:
     vector: np.ndarray
     chunks: list[RetrievedChunk]
     seconds: float
+
+
+def scores_out(scores: Scores) -> dict[str, float]:
+    """The scores as /chat returns them and the records keep them."""
+    return {
+        "groundedness": scores.groundedness,
+        "hallucination": 1.0 - scores.groundedness,
+        "context_relevance": scores.context_relevance,
+        "answer_relevance": scores.answer_relevance,
+    }
+
+
+def safety_action(checked_output: Verdict | None) -> str | None:
+    """What the output stage did to the answer, for its record (rag_api.records.SAFETY_ACTIONS)."""
+    if checked_output is None:
+        return None
+    if checked_output.blocked:
+        return "output_blocked"
+    if any(r.outcome == "redacted" for r in checked_output.results):
+        return "redacted"
+    return None
 
 
 class RAGService:
@@ -96,6 +117,7 @@ class RAGService:
             timeout=settings.evaluation_timeout_seconds,
             concurrency=settings.evaluation_concurrency,
             usage=self.usage,
+            on_scored=self._scored_later,
         )
         self.drift: EmbeddingDriftMonitor = build_drift_monitor(
             settings.reference_queries_path,
@@ -216,7 +238,8 @@ class RAGService:
             self._loaded = False  # emptied behind our back (e.g. a wiped Chroma server): reload next time
             raise StoreUnavailable("the knowledge base is empty")
         self.drift.observe(retrieval.vector)
-        checked_input = self._scan_input(request.query, retrieval.vector)
+        answer_id = uuid.uuid4().hex
+        checked_input = await self._scan_input(request, retrieval.vector, answer_id, tenant)
 
         generation_start = time.perf_counter()
         generation = await self.generator.generate(request.query, retrieval.vector, retrieval.chunks, tenant)
@@ -224,24 +247,21 @@ class RAGService:
         generated = apply_leak_faults(generation.answer, self.faults, self.safety.canary, self._leak_rng)
         checked_output = self.safety.scan_output(generated) if self.safety.enabled else None
 
-        job = EvaluationJob(request.query, [c.text for c in retrieval.chunks], generated, tenant)
+        job = EvaluationJob(request.query, [c.text for c in retrieval.chunks], generated, tenant, answer_id)
         scores = error = None
         evaluation_seconds: float | None = None
+        evaluation = "off"
         if request.evaluate == "sync":
             evaluation_start = time.perf_counter()
             scores, error = await self.evaluations.score_inline(job)
             evaluation_seconds = time.perf_counter() - evaluation_start
             evaluation = "ok" if scores is not None else "failed"
-        elif request.evaluate == "async":
-            evaluation = self.evaluations.submit(job)
-        else:
-            evaluation = "off"
 
         def ms(seconds: float) -> float:
             return round(seconds * 1000, 2)
 
         response = {
-            "answer_id": uuid.uuid4().hex,
+            "answer_id": answer_id,
             "answer": checked_output.text if checked_output else generated,
             "sources": [
                 {"id": c.id, "article_id": c.article_id, "title": c.title, "distance": round(c.distance, 4)}
@@ -256,16 +276,7 @@ class RAGService:
                 "total": ms(time.perf_counter() - start),
             },
             "evaluation": evaluation,
-            "scores": (
-                {
-                    "groundedness": scores.groundedness,
-                    "hallucination": 1.0 - scores.groundedness,
-                    "context_relevance": scores.context_relevance,
-                    "answer_relevance": scores.answer_relevance,
-                }
-                if scores is not None
-                else None
-            ),
+            "scores": scores_out(scores) if scores is not None else None,
             "evaluation_error": error,
             "session_id": request.session_id,
             "safety": (
@@ -276,10 +287,12 @@ class RAGService:
             "tenant": tenant,
             "cost_dollars": round(generation.cost, 8),
         }
-        await self._record(request, response)
+        await self._record(request, response, safety_action(checked_output))
+        if request.evaluate == "async":  # queued once recorded: the queue's scores update the record
+            response["evaluation"] = self.evaluations.submit(job)
         return response
 
-    async def _record(self, request: ChatRequest, response: dict[str, Any]) -> None:
+    async def _record(self, request: ChatRequest, response: dict[str, Any], action: str | None) -> None:
         """Keep the answer for feedback and review; a failed write is counted, the answer served anyway."""
         if self.records is None:
             return
@@ -293,6 +306,8 @@ class RAGService:
             scores=scores,
             evaluator_verdict=verdict(scores, self.settings.grounded_threshold),
             user=request.session_id,
+            safety=response["safety"],
+            safety_action=action,
         )
         try:
             await asyncio.to_thread(self.records.add, record)
@@ -300,14 +315,37 @@ class RAGService:
             metrics.RECORD_ERRORS.inc()
             log.exception("answer %s not recorded", record.id)
 
-    def _scan_input(self, query: str, vector: np.ndarray) -> Verdict | None:
-        """Raises SafetyBlocked when an enforced check refuses the message; None with the chain off."""
+    def _scored_later(self, answer_id: str, scores: Scores) -> None:
+        """The evaluation queue's scores of an answer served earlier: into its record (in a thread)."""
+        if self.records is None:
+            return
+        out = scores_out(scores)
+        try:
+            self.records.set_scores(answer_id, out, verdict(out, self.settings.grounded_threshold))
+        except sqlite3.Error:
+            metrics.RECORD_ERRORS.inc()
+            log.exception("scores of answer %s not recorded", answer_id)
+
+    async def _scan_input(
+        self, request: ChatRequest, vector: np.ndarray, answer_id: str, tenant: str
+    ) -> Verdict | None:
+        """Raises SafetyBlocked when an enforced check refuses the message (recorded first, without an
+        answer, so that the refusal can be reviewed and voted on); None with the chain off."""
         if not self.safety.enabled:
             return None
-        verdict = self.safety.scan_input(query, vector)
-        if verdict.blocked:
-            raise SafetyBlocked(verdict)
-        return verdict
+        checked = self.safety.scan_input(request.query, vector)
+        if checked.blocked:
+            refused: dict[str, Any] = {
+                "answer_id": answer_id,
+                "answer": "",
+                "sources": [],
+                "scores": None,
+                "tenant": tenant,
+                "safety": {"input": checked.as_dict(), "output": None},
+            }
+            await self._record(request, refused, "input_blocked")
+            raise SafetyBlocked(checked, answer_id)
+        return checked
 
     async def monitor_inference(self, record: InferenceRecord) -> dict[str, Any]:
         """Checks and scores another app's exchange: recorded as source="external", never enforced."""

@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from lab_common.endpoints import default_port
 from lab_common.settings import ServiceSettings
+from lab_common.state import records_path as lab_records_path
 from monitoring.contract import threshold
 from rag_api.safety.settings import SafetySettings
 
@@ -88,7 +89,8 @@ class RAGSettings(ServiceSettings):
     # Answer records (rag_api/records.py): every served answer in SQLite, bounded by age and count. Feedback
     # on an answer is accepted while its record is kept. User ids (session_id) are stored salted and hashed.
     records_enabled: bool = True
-    records_path: Path = Path("var/records.sqlite")
+    # Default: the lab's state directory (lab_common.state), where the records and feedback CLIs look too.
+    records_path: Path = Field(default_factory=lab_records_path)
     records_retention_hours: float = Field(default=168.0, gt=0, le=24 * 365)
     records_max: int = Field(default=10_000, ge=10, le=10_000_000)
     records_user_salt: str = "observability-lab"

@@ -141,6 +141,8 @@ def _error_type(exc: Exception) -> str:
 
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
     if isinstance(exc, openai.APIStatusError | openai.APIConnectionError):
         return "http_error"
     return "malformed"

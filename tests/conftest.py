@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 
 from ml_api.model import LoadedModel, load_model
 from ml_api.train import train
+from tests.support.litellm_proxy import LiteLLMProxy, needs_litellm
 from tests.support.ml import TRAINING
 
 
@@ -40,3 +42,11 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FastAPI]:
         "ml_api": create_ml_app(MLSettings(model_dir=tmp / "m", **lab)),
         "rag_api": create_rag_app(RAGSettings(chroma_path=tmp / "c", **lab)),
     }
+
+
+@pytest.fixture(scope="session")
+def litellm_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteLLMProxy]:
+    """LiteLLM's proxy with mock models (tests/support/litellm_proxy.py), started once for the whole run."""
+    proxy = LiteLLMProxy(needs_litellm(), tmp_path_factory.mktemp("litellm")).start()
+    yield proxy
+    proxy.stop()

@@ -155,8 +155,9 @@ class Verdict:
 class SafetyBlocked(Exception):
     """An enforced input check refused the message; the route answers 400 (flag) or 503 (check failed)."""
 
-    def __init__(self, verdict: Verdict) -> None:
+    def __init__(self, verdict: Verdict, answer_id: str | None = None) -> None:
         self.verdict = verdict
+        self.answer_id = answer_id  # the refusal's answer record, when one was kept
         result = next(r for r in verdict.results if r.check == verdict.blocked_by)
         self.failed = result.outcome == "error"
         self.result = result
@@ -170,6 +171,7 @@ class SafetyBlocked(Exception):
             "category": self.result.category,
             "severity": self.result.severity,
             "safety": {"input": self.verdict.as_dict()},
+            **({"answer_id": self.answer_id} if self.answer_id else {}),
         }
 
 

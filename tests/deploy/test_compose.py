@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from lab_common.state import records_path
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -156,8 +158,32 @@ def test_mounted_host_paths_exist_and_named_volumes_are_declared(compose: dict[s
                 assert source in declared, f"{name}: named volume {source} not declared"
                 used.add(source)
     assert used == declared, f"declared but unused volumes: {declared - used}"
-    # State that must survive `docker compose down`: chroma, prometheus, grafana, the model artifacts.
-    assert {"chroma-data", "prometheus-data", "grafana-data", "ml-models"} <= used
+    # State that must survive `docker compose down`: chroma, prometheus, grafana, the model artifacts, the
+    # answer records.
+    assert {"chroma-data", "prometheus-data", "grafana-data", "ml-models", "rag-records"} <= used
+
+
+def test_rag_api_keeps_its_answer_records_on_a_volume(compose: dict[str, Any]) -> None:
+    rag = services(compose)["rag-api"]
+    workdirs = [
+        line.split()[1]
+        for lines in dockerfile_stages().values()
+        for line in lines
+        if line.startswith("WORKDIR")
+    ]
+    assert workdirs == ["/app"]
+    # Where rag_api writes its records by default inside the image (no RAG_RECORDS_PATH needed).
+    records_dir = records_path(Path(workdirs[0]) / "var").parent
+    assert "RAG_RECORDS_PATH" not in (rag.get("environment") or {})
+    mounts = dict((target, source) for source, target in short_volumes(rag))
+    assert mounts.get(str(records_dir)) in (compose.get("volumes") or {}), f"no named volume on {records_dir}"
+    # The mount point exists in the image and belongs to `lab`: a new volume starts with that owner.
+    relative = records_dir.relative_to(workdirs[0])
+    assert any(
+        line.startswith("RUN mkdir") and f" {relative}" in line and "chown -R lab:lab var" in line
+        for lines in dockerfile_stages().values()
+        for line in lines
+    )
 
 
 def test_depends_on_targets_exist_and_are_healthchecked(compose: dict[str, Any]) -> None:

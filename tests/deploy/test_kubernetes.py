@@ -18,6 +18,7 @@ import pytest
 import yaml
 from cloudcoil.models.prometheus_operator import v1, v1alpha1
 
+from lab_common.state import records_path
 from monitoring import kubernetes as k8s
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,6 +245,10 @@ def test_pods_are_hardened_and_probed(overlay: str) -> None:
         assert c["livenessProbe"]["httpGet"]["path"] == "/health"
         assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
         assert env(c)["PROMETHEUS_MULTIPROC_DIR"].startswith("/app/var/multiproc")
+    # The root file system is read-only: rag_api's answer records need a volume where it writes them.
+    rag = containers(overlay)["rag-api"]
+    records_dir = Path(env(rag).get("RAG_RECORDS_PATH") or records_path(Path("/app/var"))).parent
+    assert str(records_dir) in {m["mountPath"] for m in rag["volumeMounts"]}
 
 
 def test_lab_and_production_differ_where_they_should() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from labctl.config import Ports
+from labctl.plan import ml_rag_env
+from rag_api import feedback as feedback_cli
 from rag_api import records as records_cli
 from rag_api.app import create_app
 from rag_api.records import AnswerRecord, AnswerRecords
@@ -142,3 +146,59 @@ def test_the_export_writes_down_voted_answers_as_eval_cases(
     assert case["query"] == QUESTION and case["must_not_equal"] == down["answer"]
     assert case["user_reason"] == "irrelevant" and case["user_comment"] == "not what I asked"
     assert case["must_cite"] and case["must_cite"][0] in {s["title"] for s in down["sources"]}
+
+
+def test_scores_that_arrive_after_the_answer_update_its_record(client: TestClient) -> None:
+    """evaluate=async: /chat returns before the queue scores; the scores and verdict reach the record."""
+    served = chat(client, evaluate="async")
+    assert served["evaluation"] == "queued" and served["scores"] is None
+    rag = client.app.state.rag
+    client.portal.call(rag.evaluations.join)  # type: ignore[union-attr]  # the queue has scored it
+    record = rag.records.get(served["answer_id"])
+    # The offline generator and scorer are deterministic: the same question scored inline scores the same.
+    inline = chat(client, evaluate="sync")
+    assert inline["answer"] == served["answer"] and inline["scores"] is not None
+    assert record["scores"] == inline["scores"]
+    assert record["evaluator_verdict"] == "grounded"  # the offline answer is extracted from the context
+
+
+def test_a_records_file_of_the_first_schema_gains_the_safety_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE answers (id TEXT PRIMARY KEY, created REAL NOT NULL, tenant TEXT NOT NULL,"
+            " user_hash TEXT, query TEXT NOT NULL, answer TEXT NOT NULL, sources TEXT NOT NULL, scores TEXT,"
+            " evaluator_verdict TEXT NOT NULL, rating TEXT, reason TEXT, comment TEXT, feedback_at REAL);"
+        )
+    store = AnswerRecords(path, retention_seconds=60, max_records=10, salt="s")
+    flags = {"input": {"blocked_by": "pii", "checks": []}, "output": None}
+    store.add(
+        AnswerRecord(
+            "b" * 32, "default", "q", "", [], None, "unscored", safety=flags, safety_action="input_blocked"
+        )
+    )
+    record = store.get("b" * 32)
+    store.close()
+    assert record is not None and record["safety"] == flags and record["safety_action"] == "input_blocked"
+
+
+def test_the_clis_read_the_native_labs_records_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --db and no RAG_RECORDS_PATH: the CLIs open the file the native lab's rag_api writes."""
+    lab_var = tmp_path / "lab-var"
+    written_by_the_lab = Path(ml_rag_env(lab_var, Ports.free())["RAG_RECORDS_PATH"])
+    store = AnswerRecords(written_by_the_lab, retention_seconds=3600, max_records=10, salt="s")
+    store.add(
+        AnswerRecord("c" * 32, "default", QUESTION, "Use Settings.", [{"title": "T"}], None, "unscored")
+    )
+    store.set_feedback("c" * 32, "down", "wrong", None)
+    store.close()
+    monkeypatch.setenv("LABCTL_VAR", str(lab_var))
+    monkeypatch.delenv("RAG_RECORDS_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)  # not the repository: the default does not depend on the working directory
+
+    assert records_cli.main(["export", "--feedback", "down"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == f"feedback-{'c' * 32}"
+    assert feedback_cli.main(["export"]) == 0
+    assert json.loads(capsys.readouterr().out)["rating"] == "down"

@@ -6,8 +6,9 @@
         assert srv.requests[0]["messages"][-1]["role"] == "user"
 
 It serves `POST /v1/chat/completions` and `GET /v1/models` on 127.0.0.1 (free port, stdlib server in a
-thread), records every chat request body (thread-safe), and can be told to fail the next N requests with
-HTTP 500, a hang past the client's timeout, or a malformed body.
+thread), records every chat request body and the usage it reported (thread-safe), and can be told to fail the
+next N requests with HTTP 500, a 429 rate limit, a hang past the client's timeout, or a malformed body, or to
+fail every request for a model (`failing_models`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 Responder = Callable[[dict[str, Any]], str]
 
-FAILURE_MODES = ("error", "timeout", "malformed", "empty")
+FAILURE_MODES = ("error", "rate_limit", "timeout", "malformed", "empty")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -121,7 +122,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         owner._record(request, dict(self.headers))
 
-        failure = owner._take_failure()
+        failure = owner._take_failure(str(request.get("model") or ""))
+        if failure == "rate_limit":  # OpenAI's body for a 429 (type and code as its API sends them)
+            error = {
+                "message": "Rate limit reached",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+            self._send_json(429, {"error": error})
+            return
         if failure == "error":
             self._send_json(500, {"error": {"message": "injected failure", "type": "server_error"}})
             return
@@ -147,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
             _count_tokens(_message_text(m)) for m in request["messages"] if isinstance(m, dict)
         )
         completion_tokens = _count_tokens(content)
+        owner._record_usage(prompt_tokens, completion_tokens)
         self._send_json(
             200,
             {
@@ -180,9 +191,11 @@ class OpenAICompatibleServer:
     """An OpenAI-compatible chat-completions server on 127.0.0.1; a context manager.
 
     `responder(request_json) -> str` produces each reply's content. `requests` lists every chat request body
-    received (failed ones included), `headers` their HTTP headers. `fail_next(n, mode)` makes the next n chat
-    requests fail: "error" (HTTP 500), "timeout" (hang `hang_seconds`, then 500), "malformed" (a truncated
-    JSON body with status 200) or "empty" (valid JSON without choices).
+    received (failed ones included), `headers` their HTTP headers, `usages` the (prompt_tokens,
+    completion_tokens) of every answer served. `fail_next(n, mode)` makes the next n chat requests fail:
+    "error" (HTTP 500), "rate_limit" (HTTP 429), "timeout" (hang `hang_seconds`, then 500), "malformed" (a
+    truncated JSON body with status 200) or "empty" (valid JSON without choices). `failing_models` maps a
+    model name to the mode every request for it fails with.
     """
 
     def __init__(
@@ -192,7 +205,11 @@ class OpenAICompatibleServer:
         models: tuple[str, ...] = ("gpt-4o-mini", "test-model"),
         hang_seconds: float = 5.0,
         delay_seconds: float = 0.0,
+        failing_models: dict[str, str] | None = None,
     ) -> None:
+        for mode in (failing_models or {}).values():
+            _check_mode(mode)
+        self.failing_models = dict(failing_models or {})
         self.responder: Responder = responder or echo_context_responder
         self.models = models
         self.hang_seconds = hang_seconds
@@ -200,6 +217,7 @@ class OpenAICompatibleServer:
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._headers: list[dict[str, str]] = []
+        self._usages: list[tuple[int, int]] = []
         self._failures: list[str] = []
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -253,17 +271,20 @@ class OpenAICompatibleServer:
         with self._lock:
             return list(self._headers)
 
+    @property
+    def usages(self) -> list[tuple[int, int]]:
+        with self._lock:
+            return list(self._usages)
+
     def reset(self) -> None:
         with self._lock:
             self._requests.clear()
             self._headers.clear()
+            self._usages.clear()
             self._failures.clear()
 
     def fail_next(self, n: int = 1, mode: str = "error") -> None:
-        if mode == "500":
-            mode = "error"
-        if mode not in FAILURE_MODES:
-            raise ValueError(f"mode must be one of {FAILURE_MODES}, got {mode!r}")
+        mode = _check_mode(mode)
         with self._lock:
             self._failures.extend([mode] * n)
 
@@ -272,6 +293,19 @@ class OpenAICompatibleServer:
             self._requests.append(request)
             self._headers.append(headers)
 
-    def _take_failure(self) -> str | None:
+    def _record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        with self._lock:
+            self._usages.append((prompt_tokens, completion_tokens))
+
+    def _take_failure(self, model: str) -> str | None:
+        if model in self.failing_models:
+            return self.failing_models[model]
         with self._lock:
             return self._failures.pop(0) if self._failures else None
+
+
+def _check_mode(mode: str) -> str:
+    mode = "error" if mode == "500" else mode
+    if mode not in FAILURE_MODES:
+        raise ValueError(f"mode must be one of {FAILURE_MODES}, got {mode!r}")
+    return mode

@@ -130,6 +130,14 @@ def test_enforce_blocks_an_injection_with_a_400_naming_the_check(enforce: TestCl
     assert body["check"] == "prompt_injection" and "prompt_injection" in body["detail"]
     assert metric(enforce, "llm_safety_checks_total", outcome="blocked", **labels) == before + 1
     assert metric(enforce, "rag_chat_requests_total", status="blocked") >= 1
+    # The refusal is recorded (no answer was generated), with the checks that refused it: reviewable, and
+    # the 400 names the record so that a user can contest the block through /feedback.
+    record = enforce.app.state.rag.records.get(body["answer_id"])
+    assert (
+        record["safety_action"] == "input_blocked" and record["query"] == INJECTION and record["answer"] == ""
+    )
+    assert record["safety"]["input"]["blocked_by"] == "prompt_injection"
+    assert record["safety"]["input"] == body["safety"]["input"]
 
 
 def answer_with_fault(client: TestClient, fault: str) -> dict:
@@ -146,12 +154,20 @@ def test_enforce_redacts_a_leaked_record_in_the_answer(enforce: TestClient) -> N
     body = answer_with_fault(enforce, "pii_leak")
     assert "4111 1111 1111 1111" not in body["answer"] and "[REDACTED_CREDIT_CARD]" in body["answer"]
     assert metric(enforce, "llm_safety_checks_total", check="pii", stage="output", outcome="redacted") >= 1
+    record = enforce.app.state.rag.records.get(body["answer_id"])
+    # The record keeps the answer as served: redacted, never the leaked values.
+    assert record["safety_action"] == "redacted" and record["answer"] == body["answer"]
+    assert record["safety"] == body["safety"] and "4111 1111 1111 1111" not in str(record)
 
 
 def test_enforce_refuses_an_answer_that_leaks_the_prompt(enforce: TestClient) -> None:
     body = answer_with_fault(enforce, "prompt_leak")
     assert body["answer"] == SafetySettings().refusal
     assert body["safety"]["output"]["blocked_by"] == "canary_leak"
+    record = enforce.app.state.rag.records.get(body["answer_id"])
+    assert record["safety_action"] == "output_blocked" and record["answer"] == SafetySettings().refusal
+    assert record["safety"]["output"]["blocked_by"] == "canary_leak"
+    assert enforce.app.state.rag.safety.canary not in str(record)
 
 
 def test_safety_switches_are_readable_and_the_canary_is_not(enforce: TestClient) -> None:
