@@ -181,7 +181,9 @@ def evaluate(url: str, series: list[Series], expr: str) -> None:
 def rule_levels(rules: list[dict], goal: str) -> list[list[dict]]:
     """The rules `goal` needs, in evaluation rounds: a rule's round follows every round that records a series
     it reads (rules come in dependency order, so one pass suffices)."""
-    reads = {r["record"]: {o["record"] for o in rules if f"{o['record']}{{" in r["expr"]} for r in rules}
+    reads: dict[str, set[str]] = defaultdict(set)  # a record's rules (one per anomaly type) read these
+    for rule in rules:
+        reads[rule["record"]] |= {o["record"] for o in rules if f"{o['record']}{{" in rule["expr"]}
     needed, todo = set(), [goal]
     while todo:
         record = todo.pop()

@@ -44,8 +44,20 @@ K_BAND = 3.0  # dashboard band half-width in spreads
 
 # Robust z (in spreads) at which each anomaly type scores ALERT_SCORE. A single point needs more evidence than
 # a mean of several points (the level window averages noise away) or a fitted trend over many.
-K_TYPE: dict[str, float] = {"spike": 6.0, "drop": 6.0, "level_shift": 4.0, "ramp": 4.0, "seasonal": 4.0}
+# A jump is a level against the last hour, in spreads of point-to-point changes: a single step's evidence.
+K_TYPE: dict[str, float] = {
+    "spike": 6.0,
+    "drop": 6.0,
+    "level_shift": 4.0,
+    "ramp": 4.0,
+    "seasonal": 4.0,
+    "jump": 6.0,
+}
 ANOMALY_TYPES = tuple(K_TYPE)
+OPTIONAL_TYPES = ("seasonal", "jump")  # only in profiles with `seasonal_offset` / `local`
+STEP_Q = 0.9  # quantile of |point-to-point change| taken as its scale ...
+STEP_Q_SIGMA = 1.645  # ... which is that many standard deviations of a normal change
+STEP_SPREAD_FLOOR = 0.1  # a change counts in at least a tenth of the signal's spread
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,7 @@ class Windows:
     gap: str  # the baseline window ends this long ago: what is being tested is not part of its own reference
     seasonal_offset: str | None = None  # e.g. "1d": also compare with the same time a day earlier
     calibration: str | None = None  # each z also counts against its own highest value of this window ("1d")
+    local: str | None = None  # "jump" type: the level against this short window just before it ("1h")
 
 
 PRODUCTION = Windows(
@@ -75,6 +88,7 @@ PRODUCTION = Windows(
     gap="1h",
     seasonal_offset="1d",
     calibration="1d",
+    local="1h",
 )
 PROFILES: dict[str, Windows] = {
     # Minutes: a lab run shows a fault within two minutes and recovers within ten.
@@ -263,7 +277,10 @@ def build_stages(stages: Stages) -> Stages:
         "level_shift": f"abs({level} - {median}) / {spread}",
         "ramp": f"abs({ramp}) / {spread}",
     }
-    types = [t for t in ANOMALY_TYPES if t != "seasonal"]
+    types = [t for t in ANOMALY_TYPES if t not in OPTIONAL_TYPES]
+    if w.local:
+        z["jump"] = jump_z(stages, level, spread)
+        types.append("jump")
     if w.seasonal_offset:
         # Daily seasonality: the level now against the level at the same time a day earlier, in robust spreads
         # of that day-over-day difference (a daily pattern repeats, so its difference stays small).
@@ -288,6 +305,23 @@ def build_stages(stages: Stages) -> Stages:
     # otherwise (absent = no event); its value (>= ALERT_SCORE) says how far the signal jumped.
     stages.add("anomaly:detection", f"({score} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})")
     return stages
+
+
+def jump_z(stages: Stages, level: str, spread: str) -> str:
+    """The level against the median of the `local` window just before the level window, in robust standard
+    deviations of the point-to-point change over the baseline window: a wandering series (a wide day-long
+    spread, small steps) still shows a sudden step, a white-noise one is left to the other types."""
+    w, x = stages.windows, stages.ref("anomaly:signal")
+    assert w.local
+    step = f"abs({over('idelta', x, f'{2 * seconds(w.resolution)}s', w.resolution)})"
+    quantile = over("quantile_over_time", step, w.baseline, w.resolution, offset=w.gap, arg=str(STEP_Q))
+    stages.add("anomaly:signal:step_spread", f"{quantile} / {STEP_Q_SIGMA}")
+    step_spread = larger(
+        {"step": stages.ref("anomaly:signal:step_spread"), "signal": f"{spread} * {STEP_SPREAD_FLOOR}"}
+    )
+    before = f"{seconds(w.level) + seconds(w.resolution)}s"
+    local = over("quantile_over_time", x, w.local, w.resolution, offset=before, arg="0.5")
+    return f"abs({level} - {local}) / {step_spread}"
 
 
 def type_score(stages: Stages, anomaly_type: str, z: str) -> str:
