@@ -18,7 +18,7 @@ import yaml
 from benchmarks import anomaly as bench
 from benchmarks.nab_score import PROFILES as NAB_PROFILES
 from benchmarks.nab_score import best_score, file_points
-from monitoring.anomaly import SIGNALS, score_expr
+from monitoring.anomaly import PROFILES, SIGNALS, SIGNALS_BY_NAME, score_expr, signal_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +63,47 @@ def test_inlined_score_equals_the_recorded_rules(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_calibration_asks_more_of_a_series_whose_excursions_are_routine(tmp_path: Path) -> None:
+    """Production rules (z calibrated against its own last day): the same 0.1 s spike, 16 spreads, scores over
+    0.5 on a quiet latency series and under 0.5 on one where 0.12 s spikes come every three hours."""
+    signal = SIGNALS_BY_NAME["latency_p90"]
+    quiet = [0.1 + 0.01 * math.sin(i / 5) for i in range(700)]
+    routine = [v + (0.12 if i % 36 == 20 else 0) for i, v in enumerate(quiet)]
+    tested = 600  # 50 hours in: a day of baseline and a day of calibration behind it
+    for values in (quiet, routine):
+        values[tested] += 0.1
+    matchers = f'anomaly_name="{signal.name}", anomaly_type="spike"'
+    checks = {  # expression -> its count at the tested spike
+        f'anomaly:zscore_by_type{{{matchers}, service="routine"}} > 6': 1,  # uncalibrated, it would fire
+        f'anomaly:score_by_type{{{matchers}, service="routine"}} < 0.5': 1,
+        f'anomaly:score_by_type{{{matchers}, service="quiet"}} > 0.5': 1,
+    }
+    case = {
+        "rule_files": [str(ROOT / "prometheus" / "profiles" / "production" / "rules" / "anomaly.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "5m",
+                "input_series": [
+                    {
+                        "series": f'{signal.expr}{{service="{name}"}}',
+                        "values": " ".join(f"{v:.4f}" for v in vs),
+                    }
+                    for name, vs in (("quiet", quiet), ("routine", routine))
+                ],
+                "promql_expr_test": [
+                    {"expr": f"count({e})", "eval_time": f"{tested * 5}m", "exp_samples": [{"value": n}]}
+                    for e, n in checks.items()
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "calibration_test.yml"
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    result = subprocess.run([tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_each_anomaly_alert_is_muted_by_the_static_alerts_of_its_signal() -> None:
     config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
     rules = {
@@ -95,6 +136,19 @@ def test_nab_score_of_perfect_missed_and_noisy_detectors() -> None:
     late_and_noisy[[window[1], 700, 800]] = 1.0  # at the window's end (worth ~0) and two false positives
     score, _ = best_score([file_points(late_and_noisy, [window], 0)], 1, standard)
     assert score < 50.0
+
+
+def test_benchmark_records_each_rule_after_the_rules_it_reads() -> None:
+    rules = signal_rules(bench.SIGNAL, PROFILES[bench.PROFILE])
+    rounds = bench.rule_levels(rules, bench.DETECTION)
+    done: set[str] = set()
+    for members in rounds:
+        for rule in members:
+            reads = {r["record"] for r in rules if f"{r['record']}{{" in rule["expr"]}
+            assert reads <= done, (rule["record"], reads - done)
+        done |= {rule["record"] for rule in members}
+    assert rounds[-1] == [rule for rule in rules if rule["record"] == bench.DETECTION]
+    assert "anomaly:signal:band_upper" not in done  # the bands are for dashboards, not the detection
 
 
 def write_series(directory: Path, name: str, values: np.ndarray) -> None:
