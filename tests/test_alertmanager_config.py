@@ -61,7 +61,7 @@ def test_amtool_check_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     assert " - 1 templates" in result.stdout
-    assert " - 6 inhibit rules" in result.stdout
+    assert " - 7 inhibit rules" in result.stdout
 
 
 def test_no_secret_in_the_config() -> None:
@@ -491,6 +491,37 @@ def test_security_alerts_reach_their_own_channel_and_the_canary_mutes_the_inject
     injection = lab.wait_for("slack", lambda n: "LLMPromptInjectionShareHigh" in n["alerts"])
     assert all(n["slack_channel"] == "#lab-security" for n in injection)
     assert len(injection) == 1  # only other_llm's
+
+
+def test_a_stuck_evaluator_mutes_the_failures_and_backlog_it_causes(lab: Lab) -> None:
+    """LLMEvaluationStuck is the cause, failures and backlog its effects on the same service: one message.
+    The same effects on another service still notify. (Services of their own: the routing test's rag_api
+    TargetDown mutes every evaluation alert of rag_api.)"""
+    lab.post(alert("LLMEvaluationStuck", "rag_b", "warning", "evaluation"))
+    lab.wait_for("slack", lambda n: "LLMEvaluationStuck" in n["alerts"])
+    lab.post(
+        alert("LLMEvaluationFailures", "rag_b", "warning", "evaluation"),  # muted
+        alert("LLMEvaluationBacklog", "rag_b", "warning", "evaluation"),  # muted
+        alert("LLMEvaluationBacklog", "rag_c", "warning", "evaluation"),  # another service
+    )
+
+    def evaluation_states() -> dict[str, str]:
+        return {
+            key: a["status"]["state"]
+            for key, a in lab.alerts().items()
+            if key.startswith(("LLMEvaluationFailures/", "LLMEvaluationBacklog/"))
+        }
+
+    with contextlib.suppress(waiting.WaitTimeout):
+        waiting.wait_until(lambda: len(evaluation_states()) == 3, timeout=10, every=0.2)
+    assert evaluation_states() == {
+        "LLMEvaluationFailures/rag_b": "suppressed",
+        "LLMEvaluationBacklog/rag_b": "suppressed",
+        "LLMEvaluationBacklog/rag_c": "active",
+    }
+    backlog = lab.wait_for("slack", lambda n: "LLMEvaluationBacklog" in n["alerts"])
+    assert len(backlog) == 1 and "rag_c" in json.dumps(backlog[0]["payload"]), backlog
+    assert not [n for n in lab.notifications("slack") if "LLMEvaluationFailures" in n["alerts"]]
 
 
 def test_an_alert_firing_again_after_an_alertmanager_crash_is_delivered_again(tmp_path: Path) -> None:

@@ -189,6 +189,9 @@ ALERTS = [
         ),
         dashboard="llm-quality",
         signal="`llm_evaluation_timeouts_total` while `llm_evaluation_stuck` is 1",
-        trigger="the evaluator child stopped (`kill -STOP`) while answers are scored",
+        trigger=(
+            "the evaluator child stopped (`kill -STOP`) while answers are scored (mutes "
+            "`LLMEvaluationFailures` and `LLMEvaluationBacklog`)"
+        ),
     ),
 ]
