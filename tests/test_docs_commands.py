@@ -43,11 +43,7 @@ LAB_STANDS_IN = (re.compile(r"^make lab\b"), re.compile(r"\buvicorn\b"), re.comp
 SET_UP = (re.compile(r"^make (setup|tools|browser|test)\b"),)
 # Commands that fail on the native test lab for a reason outside the docs, each with its reason; reported
 # among the skipped ones so it stays visible. Remove an entry once its cause is fixed.
-KNOWN_BROKEN = {
-    "simulations attack": "its security-route alerts go active in Alertmanager but no Slack/email "
-    "notification reaches the test lab's receiver within --timeout (seen 2026-12-01; the safety "
-    "simulations' area)",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 SLEEP = re.compile(r"^sleep (\d+)$")
 SLEEP_CAP = 15
 COMMAND_TIMEOUT = 240  # seconds; the longest is a simulation with its own --timeout
