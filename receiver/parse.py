@@ -119,8 +119,9 @@ def _block_texts(root: Any, add) -> None:
 
 
 def split_identity(identity: str | None) -> tuple[str | None, str | None]:
-    """(group key, alert sets) from the lab templates' `<group>|firing=<fp>,...|resolved=<fp>,...`; any
-    other string is a group key with no alert sets (the caller then compares whole contents)."""
+    """(group key, alert sets) from the lab templates' `<group>|firing=<fp>@<start>,...|resolved=...` (each
+    alert's fingerprint and start time, so a new firing of the same alert is a new set); any other string is
+    a group key with no alert sets (the caller then compares whole contents)."""
     if not identity:
         return None, None
     group, separator, rest = identity.partition("|")

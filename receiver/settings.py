@@ -37,9 +37,11 @@ class ReceiverSettings(LabSettings):
     max_kept_bytes: int = Field(default=64 * 1024 * 1024, ge=65536)
     # Alertmanager retries a notification it could not confirm (timeout, receiver paused), within a flush
     # and again at the next group_interval (10 s lab, 5 min production): the same group, status and content
-    # arriving again within this window is a duplicate, answered `ok` and counted, not stored. Alertmanager
-    # itself repeats an unchanged group only after repeat_interval (1 h lab, 4 h production); a changed
-    # group (new alert, resolved, new start time) has new content and is always stored.
+    # arriving again within this window is a duplicate, answered `ok` and counted, not stored. With the lab's
+    # templates the content is the group's alerts, each with its start time: Alertmanager itself repeats an
+    # unchanged group only after repeat_interval (1 h lab, 4 h production); a changed group (new alert,
+    # resolved, an alert firing again, even after a crash of Alertmanager lost the resolution in between)
+    # is always stored.
     dedup_seconds: float = Field(default=600.0, ge=0, le=86_400)
     # Slack payloads nested deeper than this are refused (400): Alertmanager's are 4 levels deep.
     max_payload_depth: int = Field(default=32, ge=4, le=256)

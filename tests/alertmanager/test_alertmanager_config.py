@@ -61,7 +61,7 @@ def test_amtool_check_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     assert " - 1 templates" in result.stdout
-    assert " - 6 inhibit rules" in result.stdout
+    assert " - 7 inhibit rules" in result.stdout
 
 
 def test_no_secret_in_the_config() -> None:
@@ -207,6 +207,15 @@ def test_bodies_list_every_alert_firing_and_resolved(name: str, kind: str) -> No
     assert alert_status(text) == "mixed"
 
 
+def test_identity_names_the_group_and_each_alert_with_its_start() -> None:
+    """What the receiver de-duplicates on: the same alert firing again has a new start time, so a new
+    identity, even when the resolution in between was never sent (Alertmanager crashed)."""
+    assert render("lab.identity").strip() == (
+        'slack:{alertname="MLFeatureDrift",service="ml_api",severity="warning"}'
+        "|firing=a1@1767348000000|resolved=b2@1767347400000"
+    )
+
+
 def test_email_subject() -> None:
     assert render("email.lab.subject").strip() == "[FIRING:1] MLFeatureDrift (ml_api warning)"
 
@@ -222,9 +231,19 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) 
 
 
 class Lab:
-    def __init__(self, am_url: str, receiver_url: str) -> None:
+    def __init__(self, am_url: str, receiver_url: str, start_alertmanager) -> None:
         self.am = am_url
         self.receiver = receiver_url
+        self._start_alertmanager = start_alertmanager
+        self.am_proc: subprocess.Popen = start_alertmanager()
+
+    def crash_alertmanager(self) -> None:
+        """SIGKILL, then start it again on the same port and data directory: what a crash (or the e2e's
+        monitoring-down test) does. Its alerts are in memory only, so they are gone; so is any notification
+        log written since its last snapshot."""
+        self.am_proc.kill()
+        self.am_proc.wait(timeout=10)
+        self.am_proc = self._start_alertmanager()
 
     def post(self, *alerts: dict) -> None:
         response = httpx.post(f"{self.am}/api/v2/alerts", json=list(alerts), timeout=5)
@@ -248,13 +267,12 @@ class Lab:
         )
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+@contextlib.contextmanager
+def running_lab(tmp: Path) -> Iterator[Lab]:
     """The committed config, started like the runner does (cwd = its directory), aimed at a receiver on free
     ports: only the SMTP port and the webhook file differ from the real set-up."""
     tool("amtool")
     binary = tool("prometheus-alertmanager", "alertmanager")
-    tmp = tmp_path_factory.mktemp("am")
     http_port, smtp_port, am_port = free_port(), free_port(), free_port()
 
     receiver = subprocess.Popen(
@@ -284,29 +302,45 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     )
     (conf_dir / "secrets").mkdir()
     (conf_dir / "secrets" / "slack_webhook_url").write_text(f"{receiver_url}/slack\n")
-
-    am = subprocess.Popen(
-        [
-            binary,
-            "--config.file=alertmanager.yml",
-            f"--storage.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            f"--web.external-url=http://127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ],
-        cwd=conf_dir,  # api_url_file is relative to the working directory (measured with 0.25)
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     am_url = f"http://127.0.0.1:{am_port}"
+
+    def start_alertmanager() -> subprocess.Popen:
+        am = subprocess.Popen(
+            [
+                binary,
+                "--config.file=alertmanager.yml",
+                f"--storage.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                f"--web.external-url=http://127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            cwd=conf_dir,  # api_url_file is relative to the working directory (measured with 0.25)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_http(f"{am_url}/-/ready", am, "alertmanager")
+        except BaseException:
+            waiting.stop_process(am)
+            raise
+        return am
+
+    lab: Lab | None = None
     try:
         wait_http(f"{receiver_url}/health", receiver, "receiver")
-        wait_http(f"{am_url}/-/ready", am, "alertmanager")
-        yield Lab(am_url, receiver_url)
+        lab = Lab(am_url, receiver_url, start_alertmanager)
+        yield lab
     finally:
-        waiting.stop_process(am)
+        if lab is not None:
+            waiting.stop_process(lab.am_proc)
         waiting.stop_process(receiver)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with running_lab(tmp_path_factory.mktemp("am")) as lab:
+        yield lab
 
 
 def alert(name: str, service: str, severity: str, family: str, ends_in: float = 300, **labels: str) -> dict:
@@ -448,3 +482,77 @@ def test_security_alerts_reach_their_own_channel_and_the_canary_mutes_the_inject
     injection = lab.wait_for("slack", lambda n: "LLMPromptInjectionShareHigh" in n["alerts"])
     assert all(n["slack_channel"] == "#lab-security" for n in injection)
     assert len(injection) == 1  # only other_llm's
+
+
+def test_a_stuck_evaluator_mutes_the_failures_and_backlog_it_causes(lab: Lab) -> None:
+    """LLMEvaluationStuck is the cause, failures and backlog its effects on the same service: one message.
+    The same effects on another service still notify. (Services of their own: the routing test's rag_api
+    TargetDown mutes every evaluation alert of rag_api.)"""
+    lab.post(alert("LLMEvaluationStuck", "rag_b", "warning", "evaluation"))
+    lab.wait_for("slack", lambda n: "LLMEvaluationStuck" in n["alerts"])
+    lab.post(
+        alert("LLMEvaluationFailures", "rag_b", "warning", "evaluation"),  # muted
+        alert("LLMEvaluationBacklog", "rag_b", "warning", "evaluation"),  # muted
+        alert("LLMEvaluationBacklog", "rag_c", "warning", "evaluation"),  # another service
+    )
+
+    def evaluation_states() -> dict[str, str]:
+        return {
+            key: a["status"]["state"]
+            for key, a in lab.alerts().items()
+            if key.startswith(("LLMEvaluationFailures/", "LLMEvaluationBacklog/"))
+        }
+
+    with contextlib.suppress(waiting.WaitTimeout):
+        waiting.wait_until(lambda: len(evaluation_states()) == 3, timeout=10, every=0.2)
+    assert evaluation_states() == {
+        "LLMEvaluationFailures/rag_b": "suppressed",
+        "LLMEvaluationBacklog/rag_b": "suppressed",
+        "LLMEvaluationBacklog/rag_c": "active",
+    }
+    backlog = lab.wait_for("slack", lambda n: "LLMEvaluationBacklog" in n["alerts"])
+    assert len(backlog) == 1 and "rag_c" in json.dumps(backlog[0]["payload"]), backlog
+    assert not [n for n in lab.notifications("slack") if "LLMEvaluationFailures" in n["alerts"]]
+
+
+def test_an_alert_firing_again_after_an_alertmanager_crash_is_delivered_again(tmp_path: Path) -> None:
+    """Alertmanager holds its alerts in memory only: a crash while an alert fires loses it, and its
+    resolution is never notified. When the alert fires again (a new start time), that firing must reach
+    Slack and email: it is news, not a retry of the first one. (After the e2e's monitoring-down test
+    crashed Alertmanager, the receiver answered such a firing `ok` as a duplicate and dropped it.)"""
+    with running_lab(tmp_path) as lab:
+        first = alert("LLMPIILeak", "rag_api", "critical", "pii_leak", team="security")
+        lab.post(first)
+        for channel in ("slack", "email"):
+            lab.wait_for(channel, lambda n: "LLMPIILeak" in n["alerts"])
+        lab.crash_alertmanager()
+        # What Prometheus sends next: the resolution (to an Alertmanager that has never notified this alert,
+        # so nothing is sent), then the new firing, which starts after the first one ended.
+        ended = datetime.now(UTC)
+        lab.post({**first, "endsAt": ended.isoformat()})
+        again = alert("LLMPIILeak", "rag_api", "critical", "pii_leak", team="security")
+        lab.post({**again, "startsAt": (ended + timedelta(seconds=1)).isoformat()})
+
+        def firings(channel: str) -> list[dict]:
+            return [n for n in lab.notifications(channel) if "LLMPIILeak" in n["alerts"]]
+
+        for channel in ("slack", "email"):
+            waiting.wait_until(
+                lambda channel=channel: len(firings(channel)) == 2,
+                timeout=30,
+                every=0.2,
+                what=f"the second firing on {channel}",
+                detail=lambda channel=channel: f"{firings(channel)}\n{receiver_duplicates(lab)}",
+            )
+            assert [n["status"] for n in firings(channel)] == ["firing", "firing"]
+        assert receiver_duplicates(lab) == {"slack": 0.0, "email": 0.0}
+
+
+def receiver_duplicates(lab: Lab) -> dict[str, float]:
+    """The receiver's receiver_notifications_duplicate_total, per channel."""
+    found = {}
+    for line in httpx.get(f"{lab.receiver}/metrics", timeout=5).text.splitlines():
+        if line.startswith("receiver_notifications_duplicate_total{"):
+            channel = line.split('channel="', 1)[1].split('"', 1)[0]
+            found[channel] = float(line.rsplit(" ", 1)[1])
+    return found

@@ -268,6 +268,17 @@ def test_lab_and_production_differ_where_they_should() -> None:
     )
 
 
+def test_the_lab_receiver_reads_the_clusters_alertmanager() -> None:
+    """Its inbox page shows Alertmanager's alerts and silences, as in compose and natively: in a pod the
+    default (127.0.0.1:9093) is the pod itself, so the URL must name kube-prometheus-stack's Service."""
+    receiver = env(containers("lab")["alert-receiver"])
+    assert receiver["RECEIVER_ALERTMANAGER_URL"] == (
+        "http://kube-prometheus-stack-alertmanager.monitoring.svc:9093"
+    )
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["alert-receiver"]
+    assert compose["environment"]["RECEIVER_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_dashboard_config_maps_hold_the_committed_dashboards(overlay: str) -> None:
     maps = {n: m for n, m in of_kind(overlay, "ConfigMap").items() if n.startswith("dashboard-")}

@@ -48,11 +48,7 @@ pytestmark = pytest.mark.timeout(900)
 
 # Commands that fail on the native test lab for a reason outside the docs, each with its reason; reported
 # among the skipped ones so it stays visible. Remove an entry once its cause is fixed.
-KNOWN_BROKEN = {
-    "simulations attack": "its security-route alerts go active in Alertmanager but no Slack/email "
-    "notification reaches the test lab's receiver within --timeout (seen 2026-12-01; the safety "
-    "simulations' area)",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 BUDGET = 780  # seconds for all commands (measured: 80, 23 of them marked outputs, in 517 s on 2 busy cores)
 CURL_FAILURE = re.compile(r'"detail":\s*"Not Found"|Internal Server Error|<title>404')
 

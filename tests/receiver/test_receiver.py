@@ -427,6 +427,28 @@ def test_an_alert_that_fires_again_after_resolving_is_news(receiver: Receiver) -
     assert receiver.metric("receiver_notifications_duplicate_total", channel="slack") == 1
 
 
+def test_the_same_alert_starting_again_is_news_without_a_resolution_between(receiver: Receiver) -> None:
+    """The resolution can be lost (Alertmanager crashed while the alert fired): the next firing has the
+    same fingerprint but a new start time in the identity, so it is stored; a retry of it is not."""
+    group = 'security-slack:{alertname="LLMPIILeak",service="rag_api",severity="critical"}'
+
+    def message(value: str, start: str) -> dict:
+        title = "[FIRING:1] LLMPIILeak (rag_api critical)"
+        callback = f"{group}|firing=cc33@{start}|resolved="
+        return {"attachments": [{"title": title, "text": f"{value} leaked", "callback_id": callback}]}
+
+    with receiver.client() as client:
+        for payload in (
+            message("1", "1767348000000"),
+            message("3", "1767348300000"),
+            message("4", "1767348300000"),
+        ):
+            assert client.post("/slack", json=payload).text == "ok"
+        kept = client.get("/notifications").json()["notifications"]
+    assert [n["payload"]["attachments"][0]["text"] for n in kept] == ["1 leaked", "3 leaked"]
+    assert receiver.metric("receiver_notifications_duplicate_total", channel="slack") == 1
+
+
 def test_dedup_window_zero_keeps_every_copy(tmp_path: Path) -> None:
     rec = start_receiver(tmp_path, RECEIVER_DEDUP_SECONDS="0")
     try:

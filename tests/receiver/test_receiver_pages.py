@@ -126,9 +126,9 @@ def test_inbox_in_chromium_shows_delivered_alerts_and_alertmanager_state(lab: La
     lab.wait_for("email", "MLHighErrorRatio")
     group = 'slack:{alertname="MLHighErrorRatio",service="ml_api",severity="critical"}'
     assert slack[0]["group_key"] == group
-    # The template's identity: the group, then the fingerprints of its firing and resolved alerts.
+    # The template's identity: the group, then its firing and resolved alerts (fingerprint@startsAt in ms).
     identity = slack[0]["payload"]["attachments"][0]["callback_id"]
-    assert re.fullmatch(re.escape(group) + r"\|firing=[0-9a-f]{16}\|resolved=", identity), identity
+    assert re.fullmatch(re.escape(group) + r"\|firing=[0-9a-f]{16}@\d{13}\|resolved=", identity), identity
     silence = {
         "matchers": [{"name": "alertname", "value": "MLFeatureDrift", "isRegex": False, "isEqual": True}],
         "startsAt": datetime.now(UTC).isoformat(),
