@@ -373,7 +373,9 @@ def _anomaly_parser(sub: Subparsers) -> None:
     anomaly.add_argument(
         "--warmup",
         type=_positive(float),
-        default=420.0,
+        # 10 minutes: on a fresh lab the anomaly alerts wait for half a baseline window (5 minutes of samples,
+        # ending 5 minutes ago), so a shape that starts earlier is detected late.
+        default=600.0,
         help="seconds of healthy traffic (default %(default)s)",
     )
     anomaly.add_argument(

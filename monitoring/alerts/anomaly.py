@@ -21,10 +21,11 @@ def baseline_params() -> dict[str, P]:
     lab, production = PROFILES["lab"], PROFILES["production"]
 
     def enough(w: Windows) -> int:
-        return int(seconds(w.baseline) / seconds(w.interval) * BASELINE_SHARE)
+        return int(seconds(w.baseline) / seconds(w.resolution) * BASELINE_SHARE)
 
     return {
         "baseline": P(lab.baseline, production=production.baseline),
+        "resolution": P(lab.resolution, production=production.resolution),
         "gap": P(lab.gap, production=production.gap),
         "min_samples": P(enough(lab), production=enough(production)),
     }
@@ -43,8 +44,9 @@ def anomaly_alert(signal: Signal) -> Alert:
             f'anomaly:score_by_type{{anomaly_name="{signal.name}", anomaly_type=~"{types}"}}'
             " >= {threshold}\n"
             f"and on (service) ({signal.guard})\n"
-            f'and on (service) count_over_time(anomaly:signal{{anomaly_name="{signal.name}"}}[{{baseline}}] '
-            "offset {gap}) >= {min_samples}"
+            # The baseline's own subquery (monitoring/anomaly.py): steps of it that hold a sample.
+            f'and on (service) count_over_time((anomaly:signal{{anomaly_name="{signal.name}"}})'
+            "[{baseline}:{resolution}] offset {gap}) >= {min_samples}"
         ),
         op=">=",
         params={"threshold": P(ALERT_SCORE), **baseline_params()},

@@ -260,6 +260,22 @@ SUITES = (
 )
 
 
+# Alerts with a case of exact labels and annotations here (LatencyMetricAnomaly has its own in
+# anomaly_test.yml), the service it runs on, and the types firing then with their scores (read off promtool).
+EXACT_SERVICE = {
+    "RequestRateMetricAnomaly": "ml_api",
+    "TokenUsageMetricAnomaly": "rag_api",
+    "CostMetricAnomaly": "rag_api",
+    "EvaluationBacklogMetricAnomaly": "rag_api",
+}
+EXACT_SCORES: dict[str, list[tuple[str, float]]] = {
+    "RequestRateMetricAnomaly": [("level_shift", 0.95), ("spike", 0.92)],
+    "TokenUsageMetricAnomaly": [("level_shift", 0.73), ("ramp", 0.79), ("spike", 0.65)],
+    "CostMetricAnomaly": [("level_shift", 0.74), ("ramp", 0.80), ("spike", 0.65)],
+    "EvaluationBacklogMetricAnomaly": [("level_shift", 0.62), ("ramp", 0.70)],
+}
+
+
 def firing(alert: str, service: str, anomaly_type: str) -> str:
     matchers = f'alertname="{alert}", service="{service}", alertstate="firing", anomaly_type="{anomaly_type}"'
     return f"ALERTS{{{matchers}}}"
@@ -292,15 +308,74 @@ def test_group(suite: SignalTests, rng: random.Random) -> dict:
     series, tests, names = [], [], []
     for n, case in enumerate(suite.cases, 1):
         service = f"case{n}"
-        healthy = suite.healthy.values(rng)
-        values = [case.shape(i, v) if case.shape else v for i, v in enumerate(healthy)]
-        text = suite.healthy.text(values)
-        series.append({"series": suite.series.replace("SERVICE", service), "values": text})
-        series += suite.guard(service, case.traffic)
+        series += case_series(suite, case, service, rng)
         tests += checks(suite.alert, service, case)
         names.append(f"{service}: {case.comment}")
-    return {"name": f"{suite.alert}. " + " ".join(names), "interval": "15s", "input_series": series,
-            "promql_expr_test": tests}  # fmt: skip
+    return {
+        "name": f"{suite.alert}. " + " ".join(names),
+        "interval": "15s",
+        "input_series": series,
+        "alert_rule_test": [silent_before_the_faults(suite.alert)],
+        "promql_expr_test": tests,
+    }
+
+
+def case_series(suite: SignalTests, case: Case, service: str, rng: random.Random) -> list[dict[str, str]]:
+    healthy = suite.healthy.values(rng)
+    values = [case.shape(i, v) if case.shape else v for i, v in enumerate(healthy)]
+    text = suite.healthy.text(values)
+    return [
+        {"series": suite.series.replace("SERVICE", service), "values": text},
+        *suite.guard(service, case.traffic),
+    ]
+
+
+def silent_before_the_faults(alert: str) -> dict:
+    return {"eval_time": f"{FAULT_AT * STEP_MIN - 1:g}m", "alertname": alert, "exp_alerts": []}
+
+
+def exact_group(suite: SignalTests, service: str, rng: random.Random) -> dict:
+    """The suite's level shift (else its first firing case) on a real service, with the alerts' exact labels
+    and annotations two minutes after the fault (every alert of the contract has such a case:
+    tests/test_prometheus_config.py)."""
+    firing = [c for c in suite.cases if c.fires]
+    case = next((c for c in firing if c.fires == "level_shift"), firing[0])
+    at = FAULT_AT * STEP_MIN + 2
+    rule = alert_rules()[suite.alert]
+    expected = [
+        {"exp_labels": {**rule["labels"], "anomaly_type": anomaly_type, "service": service},
+         "exp_annotations": annotations(rule["annotations"], service, anomaly_type, score)}
+        for anomaly_type, score in EXACT_SCORES[suite.alert]
+    ]  # fmt: skip
+    return {
+        "name": f"{suite.alert}, exact labels and annotations: {case.comment}",
+        "interval": "15s",
+        "input_series": case_series(suite, case, service, rng),
+        "alert_rule_test": [
+            silent_before_the_faults(suite.alert),
+            {"eval_time": f"{at:g}m", "alertname": suite.alert, "exp_alerts": expected},
+        ],
+    }
+
+
+def alert_rules() -> dict[str, dict]:
+    groups = yaml.safe_load((HERE.parent / "rules" / "alerts.yml").read_text(encoding="utf-8"))["groups"]
+    return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+def annotations(templates: dict[str, str], service: str, anomaly_type: str, score: float) -> dict[str, str]:
+    """The rule's annotation templates as Prometheus renders them for one alert."""
+    values = {
+        "{{ $labels.service }}": service,
+        "{{ $labels.anomaly_type }}": anomaly_type,
+        '{{ printf "%.2f" $value }}': f"{score:.2f}",
+    }
+    out = {}
+    for key, text in templates.items():
+        for template, value in values.items():
+            text = text.replace(template, value)
+        out[key] = text
+    return out
 
 
 def render() -> str:
@@ -312,7 +387,12 @@ def render() -> str:
         "evaluation_interval": "15s",
         # The recording groups first, then the alerts (as in anomaly_test.yml).
         "group_eval_order": order,
-        "tests": [test_group(suite, rng) for suite in SUITES],
+        "tests": [test_group(suite, rng) for suite in SUITES]
+        + [
+            exact_group(suite, service, rng)
+            for suite in SUITES
+            if (service := EXACT_SERVICE.get(suite.alert))
+        ],
     }
     header = (
         "# GENERATED by prometheus/tests/make_anomaly_signals_test.py (seeded); edit it, then run it.\n"
