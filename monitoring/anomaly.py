@@ -132,13 +132,48 @@ class Signal:
 
 LATENCY_TYPES = ("spike", "level_shift", "ramp")
 REQUEST_GUARD = "service:http_requests:rate1m > 0.05"
+ANSWER_GUARD = 'sum by (service) (rate(rag_chat_requests_total{status="ok"}[1m])) > 0.05'
+LLM_CALL_GUARD = "service:gen_ai_client_operations:rate1m > 0.05"
+# Traffic changes by more than this factor (either way) before its anomaly alert speaks: starting a load test
+# (4 Locust users quadruple the lab's background rate) or ending one is not news; a stop or a storm is.
+TRAFFIC_FACTOR = 5
+
+
+def traffic_guard(name: str) -> str:
+    """The service had traffic in the baseline (a lab with none stays silent) and the rate now is more than
+    TRAFFIC_FACTOR times the baseline median, or less than its 1/TRAFFIC_FACTOR (a drop to zero)."""
+    x = f'anomaly:signal{{anomaly_name="{name}"}}'
+    median = f'anomaly:signal:median{{anomaly_name="{name}"}}'
+    return (
+        f"{median} > 0.05"
+        f" and on (service) ({x} > {TRAFFIC_FACTOR} * {median} or {x} < {median} / {TRAFFIC_FACTOR})"
+    )
+
+
+# The p90 must also be this many times its baseline median, and above it by the signal's spread floor: on
+# a noisy service (rag_api's p90 wanders by +-20 % with the machine's load) a fitted ramp over 5 minutes can
+# reach 4 spreads while the latency is no higher than before; once a fault ends, the fitted line of the
+# recovery is a "ramp" for 5 minutes (ml_api's p90 of ~2 ms is 1.2 times its median on noise alone, hence the
+# floor); and a latency that improves (a restarted service's warm caches) is not news.
+LATENCY_EFFECT = 1.2
+LATENCY_FLOOR = 0.005  # seconds: the latency signal's smallest spread
+
+
+def above_baseline(name: str, factor: float, floor: float) -> str:
+    matcher = f'{{anomaly_name="{name}"}}'
+    x, median = f"anomaly:signal{matcher}", f"anomaly:signal:median{matcher}"
+    return f"{x} > {factor} * {median} and on (service) {x} - {median} > {floor}"
+
 
 SIGNALS: tuple[Signal, ...] = (
     Signal(
         name="latency_p90",
         expr="service:http_request_duration_seconds:p90_rate1m",
-        guard="service:http_request_duration_seconds_count:rate1m > 0.05",
-        abs_floor=0.005,
+        guard=(
+            "service:http_request_duration_seconds_count:rate1m > 0.05"
+            f" and on (service) ({above_baseline('latency_p90', LATENCY_EFFECT, LATENCY_FLOOR)})"
+        ),
+        abs_floor=LATENCY_FLOOR,
         types=LATENCY_TYPES,
         static_alerts=("MLHighLatencyP90", "MLHighLatencyP99", "LLMHighLatency"),
         alert="LatencyMetricAnomaly",
@@ -149,9 +184,12 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(
         name="request_rate",
         expr="service:http_requests:rate1m",
-        guard=REQUEST_GUARD,
+        guard=traffic_guard("request_rate"),
         abs_floor=0.05,
+        # No ramp: traffic that grows slowly is growth, and the baseline follows it.
         types=("spike", "drop", "level_shift"),
+        alert="RequestRateMetricAnomaly",
+        trigger="stop all traffic to a service that had some (`labctl up --no-traffic` lab: stop your load)",
         description="requests per second (probes and admin calls excluded)",
     ),
     Signal(
@@ -166,29 +204,41 @@ SIGNALS: tuple[Signal, ...] = (
         description="share of 5xx answers",
         unit_human="humanizePercentage",
     ),
+    # Tokens and cost per call / per answer, not per second: more traffic is not a token anomaly (the
+    # request rate speaks for it); a prompt that grows is.
     Signal(
-        name="token_rate",
-        expr="sum by (service) (rate(llm_tokens_total[1m]))",
-        guard=REQUEST_GUARD,
-        abs_floor=1.0,
+        name="tokens_per_call",
+        expr="service:gen_ai_client_token_usage_input:mean_rate1m",
+        guard=LLM_CALL_GUARD,
+        abs_floor=20.0,
         types=("spike", "level_shift", "ramp"),
-        description="LLM tokens per second (prompt + completion)",
+        static_alerts=("LLMTokenUsageHigh",),
+        alert="TokenUsageMetricAnomaly",
+        trigger="rag_api `token_inflation` fault, `factor` 2, every tenant (under `LLMTokenUsageHigh`)",
+        description="mean input tokens per LLM call",
     ),
     Signal(
-        name="cost_rate",
-        expr="sum by (service) (rate(llm_cost_dollars_total[1m]))",
-        guard=REQUEST_GUARD,
+        name="cost_per_answer",
+        expr="service:llm_cost_per_request_dollars:ratio_rate1m",
+        guard=ANSWER_GUARD,
         abs_floor=1e-5,
         types=("spike", "level_shift", "ramp"),
-        description="LLM spend in dollars per second",
+        static_alerts=("LLMCostPerRequestHigh", "LLMBudgetBurn"),
+        alert="CostMetricAnomaly",
+        trigger="rag_api `token_inflation` fault, `factor` 2, every tenant (under `LLMCostPerRequestHigh`)",
+        description="LLM spend per answered /chat request (generation and judge)",
     ),
     Signal(
         name="evaluation_backlog",
         expr="max by (service) (llm_evaluation_queue_depth)",
-        guard=REQUEST_GUARD,
-        abs_floor=2.0,
+        guard=ANSWER_GUARD,
+        # Healthy traffic leaves a few answers queued now and then: 5 answers of spread keeps those bursts
+        # quiet, and a spike still has to reach 30 (6 spreads), under LLMEvaluationBacklog's 50.
+        abs_floor=5.0,
         types=("spike", "level_shift", "ramp"),
         static_alerts=("LLMEvaluationBacklog",),
+        alert="EvaluationBacklogMetricAnomaly",
+        trigger="a burst of `/chat` faster than the judge scores (e.g. `simulations traffic --users 20`)",
         description="answers waiting for their quality evaluation",
     ),
 )

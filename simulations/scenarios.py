@@ -383,6 +383,12 @@ def _settle(lab: Lab, names: set[str], timeout: float) -> tuple[set[str], float]
         time.sleep(1.0)
 
 
+# How long an expected alert still active from an earlier run (or from a learner's own curl a moment before, as
+# stage 8's PII example does) may take to resolve: its window of 1-2 minutes, then Prometheus's resolved
+# notice. Measured: a PII leak a few seconds before `simulations attack` needed more than 60 s.
+SETTLE_SECONDS = 180.0
+
+
 def execute(
     lab: Lab,
     scenario: Scenario,
@@ -390,7 +396,7 @@ def execute(
     timeout: float,
     no_wait: bool = False,
     keep_fault: bool = False,
-    settle_timeout: float = 60.0,
+    settle_timeout: float = SETTLE_SECONDS,
     console: Console | None = None,
 ) -> Outcome:
     """Run one scenario; raises LabError when the lab cannot be used (unreachable, admin refused, ...)."""

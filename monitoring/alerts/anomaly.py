@@ -8,10 +8,27 @@ anomaly alert speaks when the static threshold is still silent, e.g. during a sl
 
 from __future__ import annotations
 
-from monitoring.anomaly import ALERT_SCORE, K_TYPE, PROFILES, SIGNALS, Signal
+from monitoring.anomaly import ALERT_SCORE, K_TYPE, PROFILES, SIGNALS, Signal, Windows, seconds
 from monitoring.contract import Alert, P
 
 FOR = P("30s", production="10m")
+BASELINE_SHARE = 0.5  # share of the baseline window that must hold samples before the alert may speak
+
+
+def baseline_params() -> dict[str, P]:
+    """The baseline window per profile, and how many samples of it make a baseline: a young lab's first
+    minutes (rag_api answers in seconds while its caches warm) are not a reference for what follows."""
+    lab, production = PROFILES["lab"], PROFILES["production"]
+
+    def enough(w: Windows) -> int:
+        return int(seconds(w.baseline) / seconds(w.resolution) * BASELINE_SHARE)
+
+    return {
+        "baseline": P(lab.baseline, production=production.baseline),
+        "resolution": P(lab.resolution, production=production.resolution),
+        "gap": P(lab.gap, production=production.gap),
+        "min_samples": P(enough(lab), production=enough(production)),
+    }
 
 
 def anomaly_alert(signal: Signal) -> Alert:
@@ -26,10 +43,13 @@ def anomaly_alert(signal: Signal) -> Alert:
         expr=(
             f'anomaly:score_by_type{{anomaly_name="{signal.name}", anomaly_type=~"{types}"}}'
             " >= {threshold}\n"
-            f"and on (service) ({signal.guard})"
+            f"and on (service) ({signal.guard})\n"
+            # The baseline's own subquery (monitoring/anomaly.py): steps of it that hold a sample.
+            f'and on (service) count_over_time((anomaly:signal{{anomaly_name="{signal.name}"}})'
+            "[{baseline}:{resolution}] offset {gap}) >= {min_samples}"
         ),
         op=">=",
-        params={"threshold": P(ALERT_SCORE)},
+        params={"threshold": P(ALERT_SCORE), **baseline_params()},
         for_=FOR,
         summary=(
             f"Unusual {signal.name} on {{{{ $labels.service }}}}: {{{{ $labels.anomaly_type }}}} "

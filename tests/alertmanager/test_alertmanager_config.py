@@ -61,7 +61,7 @@ def test_amtool_check_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     assert " - 1 templates" in result.stdout
-    assert " - 7 inhibit rules" in result.stdout
+    assert f" - {len(config()['inhibit_rules'])} inhibit rules" in result.stdout
 
 
 def test_no_secret_in_the_config() -> None:

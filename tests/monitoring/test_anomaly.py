@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import runpy
 import shutil
 import subprocess
 from pathlib import Path
@@ -113,6 +114,21 @@ def test_each_anomaly_alert_is_muted_by_the_static_alerts_of_its_signal() -> Non
         if signal.alert and signal.static_alerts:
             source = rules.get((f'alertname="{signal.alert}"',))
             assert source == (f'alertname=~"{"|".join(signal.static_alerts)}"',), signal.alert
+
+
+def test_signal_promtool_tests_are_what_their_script_writes() -> None:
+    """prometheus/tests/anomaly_signals_test.yml is generated (seeded series): edit the script, run it."""
+    path = ROOT / "prometheus" / "tests" / "make_anomaly_signals_test.py"
+    script = runpy.run_path(str(path), run_name="make_anomaly_signals_test")
+    committed = script["OUT"].read_text(encoding="utf-8")
+    assert committed == script["render"](), f"run `python {path.relative_to(ROOT)}`"
+
+
+def test_every_signal_with_an_alert_has_its_promtool_cases() -> None:
+    text = (ROOT / "prometheus" / "tests" / "anomaly_signals_test.yml").read_text(encoding="utf-8")
+    text += (ROOT / "prometheus" / "tests" / "anomaly_test.yml").read_text(encoding="utf-8")
+    missing = [s.alert for s in SIGNALS if s.alert and s.alert not in text]
+    assert not missing, missing
 
 
 def test_route_of_an_anomaly_alert_is_slack_only() -> None:

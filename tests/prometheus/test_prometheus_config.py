@@ -74,7 +74,7 @@ def tool(name: str) -> str:
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def alert_rules(path: Path = ALERTS_FILE) -> dict[str, dict]:
