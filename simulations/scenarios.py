@@ -383,8 +383,8 @@ def _settle(lab: Lab, names: set[str], timeout: float) -> tuple[set[str], float]
         time.sleep(1.0)
 
 
-# How long an expected alert still active from an earlier run (or from a learner's own curl a moment before, as
-# stage 8's PII example does) may take to resolve: its window of 1-2 minutes, then Prometheus's resolved
+# How long an expected alert still active from an earlier run (or from a learner's own curl a moment before,
+# as stage 8's PII example does) may take to resolve: its window of 1-2 minutes, then Prometheus's resolved
 # notice. Measured: a PII leak a few seconds before `simulations attack` needed more than 60 s.
 SETTLE_SECONDS = 180.0
 
