@@ -20,7 +20,7 @@ help:
 	@echo "make setup      create .venv and install the project (other targets do it first)"
 	@echo "make tools      install Prometheus, Alertmanager, promtool/amtool, the Pushgateway and Chromium"
 	@echo "make browser    install headless Chromium for the tests that load the receiver's inbox page"
-	@echo "make litellm    install LiteLLM's proxy in its own venv (var/tools/): the OpenAI-path tests' 2nd server"
+	@echo "make litellm    install LiteLLM's proxy in its own venv (~/.cache/observability-lab/): the OpenAI-path tests' 2nd server"
 	@echo "make clean      remove var/ and caches"
 	@echo "make help       this list"
 
