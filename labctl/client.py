@@ -10,7 +10,9 @@ what it should.
 from __future__ import annotations
 
 import math
+import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,12 +199,22 @@ class LabClient:
                 states[name] = state
         return states
 
-    def prometheus_alert_state(self, alertname: str) -> str:
-        """`firing`, `pending` or `inactive` for the rule in Prometheus (`unknown` if it does not answer)."""
+    def prometheus_alert_state(
+        self, alertname: str, labels: Mapping[str, Iterable[str]] | None = None
+    ) -> str:
+        """`firing`, `pending` or `inactive` for the rule in Prometheus (`unknown` if it does not answer);
+        with `labels`, only its alerts whose every such label has one of the values given (one service's)."""
         try:
-            return self.alert_states().get(alertname, "inactive")
+            if not labels:
+                return self.alert_states().get(alertname, "inactive")
+            matchers = [f'alertname="{alertname}"']
+            for name, values in labels.items():
+                matchers.append(f'{name}=~"{"|".join(map(_promql_regex, values))}"')
+            series = self.query(f"ALERTS{{{', '.join(matchers)}}}")
+            found = {s["metric"].get("alertstate") for s in series}
         except LabError:
             return "unknown"
+        return next((state for state in ("firing", "pending") if state in found), "inactive")
 
     def firing_alerts(self) -> list[str]:
         return sorted(name for name, state in self.alert_states().items() if state == "firing")
@@ -251,3 +263,8 @@ class LabClient:
         self.query("vector(1)")
         self.alertmanager_alerts()
         self.notifications("slack", time.time())
+
+
+def _promql_regex(value: str) -> str:
+    """`value` matched literally inside a double-quoted PromQL regex."""
+    return re.escape(value).replace("\\", "\\\\").replace('"', '\\"')

@@ -13,6 +13,8 @@ _HEADER = re.compile(r"\[(FIRING|RESOLVED)(?::\d+)?\]\s*([A-Za-z_:][A-Za-z0-9_:]
 _LABEL = re.compile(r"alertname\W{0,3}\s*[=:]\s*[\"'`*]*([A-Za-z_:][A-Za-z0-9_:]*)", re.IGNORECASE)
 _STATUS = re.compile(r"\b(FIRING|RESOLVED)\b", re.IGNORECASE)
 _FIRING_COUNT = re.compile(r"^\[(FIRING|RESOLVED)(?::\d+)?\]", re.IGNORECASE)
+# One `name=value` of a labels line ("labels: alertname=X service=ml_api", Slack's "`alertname=X ...`").
+_PAIR = re.compile(r"(?<![\w=])([A-Za-z_][A-Za-z0-9_]*)=([^\s`=]+)")
 MAX_SUMMARY_CHARS = 4000
 
 
@@ -73,6 +75,19 @@ def alert_names(*texts: str) -> list[str]:
             if match.group(1) not in names:
                 names.append(match.group(1))
     return names
+
+
+def alert_label_sets(*texts: str) -> list[dict[str, str]]:
+    """The label set of every alert a message prints on a line of its own (the lab's templates do, as
+    `alertname=X family=... service=...`), in order, without duplicates: which service an alert of a given
+    name was about. A line counts when it has an `alertname`; messages without such lines give []."""
+    found: list[dict[str, str]] = []
+    for text in texts:
+        for line in (text or "").splitlines():
+            labels = dict(_PAIR.findall(line))
+            if "alertname" in labels and labels not in found:
+                found.append(labels)
+    return found
 
 
 def alert_status(*texts: str) -> str | None:

@@ -10,6 +10,7 @@ notification naming it, per channel. Which channels to expect follows Alertmanag
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -19,6 +20,7 @@ import yaml
 
 from lab_common.endpoints import LOCAL_HOST, default_port
 from labctl.ui import alertmanager_page, prometheus_page
+from receiver.parse import alert_label_sets, slack_texts
 from simulations.data import ROOT
 from simulations.lab import Lab
 
@@ -53,6 +55,29 @@ class Expected:
     # The series the contract's threshold compares, when it is not `query` (drift alerts test a 0/1 flag
     # while the table shows the KS distance); the report's chart draws both.
     signal: str | None = None
+    # Other labels the alert must carry, each with the values that count (the anomaly scenario: its signal's
+    # `anomaly_name` and the `anomaly_type`s it can raise). Name and service alone are not enough: anomaly
+    # alerts of every service and signal share a name.
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Is an alert with these labels the one expected: same name, same service, the known labels."""
+        wanted = {"alertname": (self.alert,), "service": (self.service,), **self.labels}
+        return all(labels.get(name) in values for name, values in wanted.items())
+
+    def notified_by(self, notification: Mapping[str, Any]) -> bool:
+        """Does a receiver's notification (`GET /notifications` item) announce this alert? By the label sets
+        its text prints; by name only for a message that prints none (not the lab's templates)."""
+        if notification.get("status") not in ("firing", "mixed"):
+            return False
+        if notification.get("payload") is not None:
+            texts = slack_texts(notification["payload"])
+        else:
+            texts = [str(notification.get(key) or "") for key in ("subject", "body")]
+        label_sets = alert_label_sets(*texts)
+        if not label_sets:
+            return self.alert in (notification.get("alerts") or [])
+        return any(self.matches(labels) for labels in label_sets)
 
 
 @dataclass
@@ -86,14 +111,6 @@ class Watch:
             self.notified_after.get(ch) is not None for ch in self.channels
         )
 
-    def _matches(self, labels: dict[str, str]) -> bool:
-        return labels.get("alertname") == self.expected.alert and labels.get(
-            "service", self.expected.service
-        ) in (
-            self.expected.service,
-            "",
-        )
-
     def poll(self, lab: Lab, injected_at: float, am_alerts: list[dict[str, Any]]) -> list[str]:
         """Update from the lab; returns the milestones reached in this poll (for the log)."""
         events: list[str] = []
@@ -102,10 +119,12 @@ class Watch:
         if value is not None and (self.peak is None or value > self.peak):
             self.peak = value
         if self.fired_after is None:
-            self.prometheus_state = lab.prometheus_alert_state(self.expected.alert)
+            self.prometheus_state = lab.prometheus_alert_state(
+                self.expected.alert, {"service": (self.expected.service,), **self.expected.labels}
+            )
             if self.prometheus_state in ("pending", "firing") and self.pending_after is None:
                 self.pending_after = now - injected_at
-        mine = [a for a in am_alerts if self._matches(a.get("labels", {}))]
+        mine = [a for a in am_alerts if self.expected.matches(a.get("labels", {}))]
         states = {a.get("status", {}).get("state") for a in mine}
         self.alertmanager_state = (
             "active" if "active" in states else next(iter(sorted(s for s in states if s)), None)
@@ -137,8 +156,7 @@ class Watch:
                 hits = [
                     n["received_at_epoch"]
                     for n in lab.notifications(channel, injected_at)
-                    if self.expected.alert in (n.get("alerts") or [])
-                    and n.get("status") in ("firing", "mixed")
+                    if self.expected.notified_by(n)
                 ]
                 if hits:
                     self.notified_after[channel] = min(hits) - injected_at
