@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import runpy
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,15 @@ from monitoring.alerts import ALERTS
 from monitoring.render import alerts_table, render_rules
 
 ROOT = Path(__file__).resolve().parents[1]
+# promtool tests of the anomaly signals: seeded series written by a script of their own, which stays runnable
+# by itself (`python prometheus/tests/make_anomaly_signals_test.py`); `make generate` and --check run it too.
+SIGNAL_TESTS = "prometheus/tests/anomaly_signals_test.yml"
+SIGNAL_TESTS_SCRIPT = ROOT / "prometheus" / "tests" / "make_anomaly_signals_test.py"
+
+
+def _script_output(script: Path) -> str:
+    """What a generator script's `render()` returns (the scripts under prometheus/tests/ are no package)."""
+    return runpy.run_path(str(script), run_name=script.stem)["render"]()
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ TARGETS: dict[str, Callable[[], str] | Block] = {
     "docs/alerts.md": Block("alerts-table", lambda: alerts_table(ALERTS)),
     "prometheus/rules/anomaly.yml": lambda: anomaly.render_rules("lab"),
     "prometheus/profiles/production/rules/anomaly.yml": lambda: anomaly.render_rules("production"),
+    # After the rule files: `make generate` writes them first, and the script reads them from disk.
+    SIGNAL_TESTS: lambda: _script_output(SIGNAL_TESTS_SCRIPT),
     **dashboard_targets(),  # grafana/dashboards/<uid>.json, alert lines included
 }
 K8S = "deploy/kubernetes"

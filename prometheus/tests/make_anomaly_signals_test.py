@@ -2,12 +2,14 @@
 tokens per call, cost per answer and evaluation backlog (monitoring/anomaly.py `SIGNALS`), and of the guards
 of the latency one (anomaly_test.yml has its spike, shift and ramp).
 
-`.venv/bin/python prometheus/tests/make_anomaly_signals_test.py` rewrites the file;
-tests/monitoring/test_anomaly.py checks that the committed file is what this script writes. Every case is
-three hours at the lab's 15 s evaluation: a healthy series (a 20-minute wave, seeded noise and normal bursts)
-that must raise nothing from minute 20 on (the first minutes have no baseline yet), and from t = 2h a fault
-shaped as a spike, a level shift or a slow ramp that must fire the intended `anomaly_type` within its stated
-time, while the same fault with no traffic stays silent.
+`.venv/bin/python prometheus/tests/make_anomaly_signals_test.py` rewrites the file, and so does `make
+generate` (monitoring/generate.py runs this script; its --check and tests/monitoring/test_anomaly.py check
+that the committed file is what it writes).
+
+Every case is three hours at the lab's 15 s evaluation: a healthy series (a 20-minute wave, seeded noise and
+normal bursts) that must raise nothing from minute 20 on (the first minutes have no baseline yet), and from
+t = 2h a fault shaped as a spike, a level shift or a slow ramp that must fire the intended `anomaly_type`
+within its stated time, while the same fault with no traffic stays silent.
 """
 
 from __future__ import annotations

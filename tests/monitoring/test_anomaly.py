@@ -121,7 +121,19 @@ def test_signal_promtool_tests_are_what_their_script_writes() -> None:
     path = ROOT / "prometheus" / "tests" / "make_anomaly_signals_test.py"
     script = runpy.run_path(str(path), run_name="make_anomaly_signals_test")
     committed = script["OUT"].read_text(encoding="utf-8")
-    assert committed == script["render"](), f"run `python {path.relative_to(ROOT)}`"
+    assert committed == script["render"](), f"run `python {path.relative_to(ROOT)}` (or `make generate`)"
+
+
+def test_make_generate_renders_the_signal_promtool_tests_too() -> None:
+    """`make generate` and its --check cover the file, by running the script (which stays usable alone)."""
+    from monitoring import generate
+
+    path = "prometheus/tests/anomaly_signals_test.yml"
+    script = runpy.run_path(str(ROOT / "prometheus" / "tests" / "make_anomaly_signals_test.py"))
+    assert generate.expected(path) == script["render"]()
+    targets = list(generate.TARGETS)
+    assert targets.index(path) > targets.index("prometheus/rules/alerts.yml"), "rules first: it reads them"
+    assert targets.index(path) > targets.index("prometheus/rules/anomaly.yml")
 
 
 def test_every_signal_with_an_alert_has_its_promtool_cases() -> None:
