@@ -32,6 +32,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "pushgateway": Endpoint("PUSHGATEWAY_PORT", 9091),
 }
 
+# The alert receiver's inbox page (receiver/app.py serves it): what the native lab's notifications link to.
+RECEIVER_INBOX_PATH = "/inbox"
+
 
 def default_port(name: str) -> int:
     return ENDPOINTS[name].port

@@ -154,6 +154,7 @@ def render_configs(workdir: Path, ports: Ports, root: Path, opts: Options, *, gr
         ports=ports,
         slack_url_file=slack_url_file,
         timings=opts.alertmanager_timings,
+        templates_dir=run / "alertmanager-templates",  # its links go to this lab's receiver, not a missing UI
     )
     return Rendered(
         prometheus_config=prometheus_config,

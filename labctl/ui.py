@@ -11,12 +11,14 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from lab_common.endpoints import RECEIVER_INBOX_PATH
 from labctl.binaries import GRAFANA_INSTALL_HINT
 from labctl.client import LabClient
 from labctl.config import Ports
 
 PROMETHEUS_UI_PREFIXES = ("", "/classic")  # upstream builds, then Debian's
-RECEIVER_PAGES = ("/inbox", "/notifications")  # the HTML inbox where the receiver has one, else its JSON
+# The HTML inbox where the receiver has one, else its JSON.
+RECEIVER_PAGES = (RECEIVER_INBOX_PATH, "/notifications")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def lab_pages(client: LabClient, ports: Ports, *, grafana_installed: bool) -> li
     pages += prometheus_pages(client, urls.prometheus)
     pages.append(alertmanager_page(client, urls.alertmanager))
     inbox = first_answering(client, [f"{urls.receiver}{p}" for p in RECEIVER_PAGES])
-    also = "JSON: /notifications, runbooks: /runbooks, " if inbox and inbox.endswith("/inbox") else ""
+    has_page = inbox is not None and inbox.endswith(RECEIVER_INBOX_PATH)
+    also = "JSON: /notifications, runbooks: /runbooks, " if has_page else ""
     note = f"{also}SMTP on :{ports.receiver_smtp}"
     pages.append(
         Page("Notifications", inbox, note) if inbox else Page("Notifications", None, "not answering")

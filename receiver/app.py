@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from pydantic import BaseModel, Field
 
 from lab_common.app import create_service_app
+from lab_common.endpoints import RECEIVER_INBOX_PATH
 from lab_common.faults import require_admin
 from receiver.inbox import CSP
 from receiver.metrics import REQUESTS
@@ -72,9 +73,9 @@ def _inbox_routes(app: FastAPI, service: ReceiverService) -> None:
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/inbox")
+        return RedirectResponse(RECEIVER_INBOX_PATH)
 
-    @app.get("/inbox", response_class=HTMLResponse)
+    @app.get(RECEIVER_INBOX_PATH, response_class=HTMLResponse)
     async def inbox(
         channel: Channel | None = Query(default=None, description="slack or email"),
         alert: str | None = Query(default=None, max_length=200, description="only this alert name"),

@@ -220,6 +220,16 @@ def test_email_subject() -> None:
     assert render("email.lab.subject").strip() == "[FIRING:1] MLFeatureDrift (ml_api warning)"
 
 
+def test_with_a_web_ui_the_alerts_link_is_alertmanagers_alerts_page() -> None:
+    """The committed links.tmpl is compose's and Kubernetes' (upstream images, with the UI); the native lab
+    renders its own (test_native_notifications_link_to_the_receivers_inbox)."""
+    data = json.loads(TEMPLATE_DATA.read_text())
+    ui = f"{data['externalURL']}/#/alerts"
+    assert render("lab.alerts.url").strip() == ui
+    assert f"\nAlertmanager: {ui}\n" in render("email.lab.text")
+    assert f'<a href="{ui}">Alertmanager</a>' in render("email.lab.html", "html")
+
+
 # ---------------------------------------------------------------- a real Alertmanager and the real receiver
 
 
@@ -556,3 +566,64 @@ def receiver_duplicates(lab: Lab) -> dict[str, float]:
             channel = line.split('channel="', 1)[1].split('"', 1)[0]
             found[channel] = float(line.rsplit(" ", 1)[1])
     return found
+
+
+def test_native_notifications_link_to_the_receivers_inbox(tmp_path: Path) -> None:
+    """Debian's Alertmanager has no web UI, so the native lab's notifications (labctl's rendered config and
+    templates, a real Alertmanager, the real receiver) send their reader to the receiver's inbox page for the
+    alert: the email's line and footer, and Slack's title link when the alerts share no dashboard."""
+    from labctl import config as cfg
+    from labctl.config import Ports
+    from tests.support.receiver import start_receiver, stop
+
+    binary = tool("prometheus-alertmanager", "alertmanager")
+    am_port = free_port()
+    receiver = start_receiver(tmp_path, RECEIVER_ALERTMANAGER_URL=f"http://127.0.0.1:{am_port}")
+    http_port = int(receiver.url.rsplit(":", 1)[1])
+    ports = Ports(receiver_http=http_port, receiver_smtp=receiver.smtp_port, alertmanager=am_port)
+    rendered = cfg.render_alertmanager_config(
+        CONFIG,
+        tmp_path / "run" / "alertmanager.yml",
+        ports=ports,
+        slack_url_file=cfg.render_slack_url_file(
+            AM_DIR / "slack_webhook_url.default", tmp_path / "url", ports
+        ),
+        templates_dir=tmp_path / "run" / "templates",
+    )
+    am_url = f"http://127.0.0.1:{am_port}"
+    am = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={rendered}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            f"--web.external-url=http://localhost:{am_port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_http(f"{am_url}/-/ready", am, "alertmanager")
+        lab = Lab.__new__(Lab)
+        lab.am, lab.receiver = am_url, receiver.url
+        firing = alert("MLDataDriftDetected", "ml_api", "critical", "drift")
+        del firing["annotations"]["dashboard_url"]  # no common dashboard: Slack's title link falls back
+        lab.post(firing)
+        slack = lab.wait_for("slack", lambda n: "MLDataDriftDetected" in n["alerts"])[0]
+        email = lab.wait_for("email", lambda n: "MLDataDriftDetected" in n["alerts"])[0]
+    finally:
+        waiting.stop_process(am)
+    inbox = f"http://localhost:{http_port}/inbox?alert=MLDataDriftDetected"
+    try:
+        assert slack["payload"]["attachments"][0]["title_link"] == inbox
+        assert f"Alerts in the lab's inbox: {inbox}" in email["body"].splitlines()
+        assert f'<a href="{inbox}">Alerts in the lab' in email["html"]
+        assert f"localhost:{am_port}" not in email["body"] + email["html"], (
+            "no link to a UI that is not there"
+        )
+        page = httpx.get(inbox.replace("localhost", "127.0.0.1"), timeout=10)
+        assert page.status_code == 200 and "MLDataDriftDetected" in page.text
+    finally:
+        stop(receiver)

@@ -2,8 +2,9 @@
 message and its email are taken from the receiver, and each link in them is followed.
 
 The native test lab runs without Grafana, so the dashboard link must be the Prometheus graph of the alert's
-expression (monitoring.render.Links, rendered by labctl with this lab's ports), and the runbook link the
-receiver's /runbooks page with the alert's section in it.
+expression (monitoring.render.Links, rendered by labctl with this lab's ports), the runbook link the
+receiver's /runbooks page with the alert's section in it, and the email's link to the alerts the receiver's
+inbox page (Debian's Alertmanager has no web UI to link to).
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def test_every_link_of_a_notification_answers(lab: Lab) -> None:
         # Two graph links: the dashboard fallback (no Grafana here) and Prometheus's own Query link.
         assert len(graphs) >= 2, f"{channel}: the dashboard link is not the Prometheus graph: {sorted(found)}"
         assert not [u for u in found if "/d/" in u], f"{channel}: a Grafana link without Grafana: {found}"
+    # Debian's Alertmanager has no web UI: the email's "alerts" link is the receiver's inbox for the alert.
+    receiver = lab.receiver_url.replace("127.0.0.1", "localhost")
+    assert f"{receiver}/inbox?alert={DRIFT_ALERT}" in links["email"], sorted(links["email"])
+    alertmanager = lab.alertmanager_url.replace("127.0.0.1", "localhost")
+    assert not [u for u in links["slack"] | links["email"] if u.startswith(alertmanager)]
     with httpx.Client(follow_redirects=True, timeout=15) as client:
         for link in sorted(links["slack"] | links["email"]):
             r = client.get(link)

@@ -264,6 +264,14 @@ def test_lab_plan_renders_configs_prometheus_and_alertmanager_accept(tmp_path: P
     assert not any(f":{port}" in targets for port in Ports().as_dict().values())
     assert str(PORTS.receiver_http) in r.slack_url_file.read_text()
     assert f"127.0.0.1:{PORTS.receiver_smtp}" in r.alertmanager_config.read_text()
+    # Its templates are copies whose "alerts" link is this lab's inbox: Debian's Alertmanager has no UI.
+    templates = tmp_path / "run" / "alertmanager-templates"
+    assert yaml.safe_load(r.alertmanager_config.read_text())["templates"] == [str(templates / "*.tmpl")]
+    assert {p.name for p in templates.iterdir()} == {
+        p.name for p in (ROOT / "alertmanager" / "templates").iterdir()
+    }
+    links = (templates / "links.tmpl").read_text()
+    assert f"http://localhost:{PORTS.receiver_http}/inbox" in links and "ExternalURL" not in links
     # Shortened copies of the real rules: same alerts, no `for:` above 5s.
     short = sorted(r.rules_dir.glob("*.y*ml"))
     originals = cfg.rule_files(ROOT / "prometheus" / "prometheus.yml")
