@@ -78,6 +78,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             traffic=not args.no_traffic,
             grafana=False if args.no_grafana else None,
             slack_url_source=SLACK_SECRET if SLACK_SECRET.exists() else SLACK_DEFAULT,
+            keep_metrics=args.keep_metrics,
         )
     except MissingTools as exc:
         print(exc)
@@ -86,6 +87,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"cannot start: {exc}")
         return 1
 
+    if plan.previous_metrics:
+        print(
+            f"Prometheus starts on an empty TSDB; the previous run's is in {plan.previous_metrics} "
+            "(--keep-metrics starts on it, and the anomaly alerts then judge the new lab's first minutes "
+            "against the old run's baseline)"
+        )
     for step in plan.prepare_steps:
         print("preparing:", " ".join(step))
         if subprocess.run(step, cwd=ROOT).returncode != 0:
@@ -176,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     port_flags(up)
     up.add_argument("--no-traffic", action="store_true", help="no steady background traffic")
     up.add_argument("--no-grafana", action="store_true", help="do not start Grafana even if installed")
+    up.add_argument(
+        "--keep-metrics",
+        action="store_true",
+        help="start Prometheus on the previous run's TSDB (default: an empty one, the old one kept aside)",
+    )
     up.add_argument(
         "--timeout", type=float, default=300, help="seconds to wait for every process to be healthy"
     )

@@ -7,6 +7,7 @@ labctl.supervisor runs the plan, for `make lab` and `make demo` (labctl.cli) and
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class LabPlan:
     rendered: Rendered
     processes: list[ProcessSpec]
     prepare_steps: list[list[str]] = field(default_factory=list)
+    previous_metrics: Path | None = None  # where the previous lab's TSDB went (start_metrics_afresh)
 
     def spec(self, name: str) -> ProcessSpec:
         for spec in self.processes:
@@ -90,6 +92,7 @@ class Options:
     grafana: bool | None = None  # None: only when installed
     service_env: Mapping[str, str] | None = None  # added to both services' environment
     slack_url_source: Path | None = None  # the webhook URL file (default: the local receiver)
+    keep_metrics: bool = False  # start Prometheus on the previous lab's TSDB (labctl up --keep-metrics)
     python: str = sys.executable
 
 
@@ -102,6 +105,7 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
     for sub in ("run", "prometheus", "alertmanager", "pushgateway", "receiver", "logs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     forget_earlier_notifications(workdir / "alertmanager")
+    previous = None if opts.keep_metrics else start_metrics_afresh(workdir / "prometheus")
     grafana = grafana_spec(workdir, ports, root, opts.grafana)
     rendered = render_configs(workdir, ports, root, opts, grafana=grafana is not None)
     base_env = {"PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
@@ -118,7 +122,7 @@ def lab_plan(workdir: Path, *, ports: Ports | None = None, root: Path = ROOT, **
         rendered.grafana_provisioning = grafana[1]
     if opts.traffic:
         processes.append(traffic_spec(root, ports, opts.python, base_env))
-    return LabPlan(workdir, ports, rendered, processes, prepare_steps(workdir, opts.python))
+    return LabPlan(workdir, ports, rendered, processes, prepare_steps(workdir, opts.python), previous)
 
 
 def render_configs(workdir: Path, ports: Ports, root: Path, opts: Options, *, grafana: bool) -> Rendered:
@@ -248,6 +252,26 @@ def forget_earlier_notifications(storage: Path) -> None:
     already notified, and nothing arrived until `repeat_interval` (1 h) had passed. A restart of
     Alertmanager within one lab keeps its log: only a new lab forgets it."""
     (storage / "nflog").unlink(missing_ok=True)
+
+
+def start_metrics_afresh(tsdb: Path) -> Path | None:
+    """A new lab's Prometheus starts on an empty TSDB; the previous lab's moves to `<tsdb>.previous` (one
+    copy: the one before it is deleted), whose path is returned (None when there was nothing to move).
+
+    The anomaly rules compare each signal with its baseline, the 10 minutes that ended 5 minutes ago (lab
+    profile), and alert once that window holds half its samples. A lab restarted within those 15 minutes
+    found the previous run's samples there, and its own first minutes (no traffic yet, cold caches) against
+    them raised request-rate and latency anomaly alerts for a few minutes. On an empty TSDB the
+    rules wait until the new lab has a baseline of its own. A restart of Prometheus within one lab (the
+    supervisor's) keeps its TSDB: only a new lab starts afresh, unless it is asked to keep the history."""
+    if not tsdb.is_dir() or not any(tsdb.iterdir()):
+        return None
+    previous = tsdb.with_name(tsdb.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    tsdb.rename(previous)
+    tsdb.mkdir()
+    return previous
 
 
 def alertmanager_spec(

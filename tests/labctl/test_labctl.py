@@ -447,3 +447,32 @@ def test_a_new_lab_forgets_the_notifications_of_the_lab_before_it(tmp_path: Path
     lab_plan(tmp_path, ports=PORTS, max_for=5)
     assert not (storage / "nflog").exists()
     assert (storage / "silences").read_bytes() == b"a silence"  # a learner's silences outlive the lab
+
+
+def test_a_new_lab_starts_on_an_empty_tsdb_and_keeps_the_previous_one_aside(tmp_path: Path) -> None:
+    """A lab restarted within the anomaly baseline's 15 minutes judged its first minutes against the previous
+    run's samples: request-rate and latency anomaly alerts fired on a healthy lab. A new lab's Prometheus
+    starts empty (labctl up --keep-metrics keeps the history); one previous TSDB is kept, not more."""
+    from labctl.cli import build_parser
+    from labctl.stack import lab_plan
+
+    tsdb = tmp_path / "prometheus"
+    (tsdb / "wal").mkdir(parents=True)
+    (tsdb / "wal" / "00000000").write_bytes(b"the first run")
+    plan = lab_plan(tmp_path, ports=PORTS, max_for=5)
+    previous = tmp_path / "prometheus.previous"
+    assert plan.previous_metrics == previous and list(tsdb.iterdir()) == []
+    assert (previous / "wal" / "00000000").read_bytes() == b"the first run"
+    assert str(tsdb) in " ".join(plan.spec("prometheus").cmd)
+
+    (tsdb / "wal").mkdir()
+    (tsdb / "wal" / "00000000").write_bytes(b"the second run")
+    assert lab_plan(tmp_path, ports=PORTS, max_for=5).previous_metrics == previous
+    assert (previous / "wal" / "00000000").read_bytes() == b"the second run"  # bounded: one copy
+
+    assert lab_plan(tmp_path, ports=PORTS, max_for=5).previous_metrics is None  # an empty TSDB stays
+    (tsdb / "chunks_head").mkdir()
+    kept = lab_plan(tmp_path, ports=PORTS, max_for=5, keep_metrics=True)
+    assert kept.previous_metrics is None and (tsdb / "chunks_head").is_dir()
+    assert build_parser().parse_args(["up", "--keep-metrics"]).keep_metrics
+    assert not build_parser().parse_args(["up"]).keep_metrics
