@@ -14,6 +14,7 @@ requests/s. Needs `wrk` (Debian: apt-get install wrk).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from lab_common.net import free_port
@@ -48,17 +50,27 @@ end
 """
 
 
-# The server and the load generator each get a core of their own: left to the scheduler, they sometimes
-# share one, which swung single rounds' ratios from 0.69 to 1.09 on the reference machine.
-SERVER_CPU, CLIENT_CPU = 0, 1
+def bench_cpus(allowed: set[int]) -> tuple[int | None, int | None]:
+    """(server core, load generator core) among the cores this process may use; (None, None), no pinning,
+    with fewer than two. The server and the load generator each get a core of their own: left to the
+    scheduler, they sometimes share one, which swung single rounds' ratios from 0.69 to 1.09 on the reference
+    machine. Cores 0 and 1 by number are not always allowed (a container or `taskset` may grant 2 and 3):
+    pinning to one that is not raised in every child's preexec_fn."""
+    cores = sorted(allowed)
+    return (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
 
 
-def _pin(cpu: int):
-    """A preexec_fn pinning the child to `cpu` (no pinning on a single-core machine)."""
+# sched_getaffinity is Linux's: elsewhere nothing is pinned.
+SERVER_CPU, CLIENT_CPU = bench_cpus(os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set())
+
+
+def _pin(cpu: int | None):
+    """A preexec_fn pinning the child to `cpu`; None when there is no core to give it (see bench_cpus)."""
+    if cpu is None:
+        return None
 
     def pin() -> None:
-        if (os.cpu_count() or 1) > cpu:
-            os.sched_setaffinity(0, {cpu})
+        os.sched_setaffinity(0, {cpu})
 
     return pin
 
@@ -87,7 +99,7 @@ def serve(
         "warning",
     ]
     process = subprocess.Popen(
-        cmd, cwd=ROOT, env={**os.environ, **env}, preexec_fn=_pin(SERVER_CPU) if pin else None
+        cmd, cwd=ROOT, env={**os.environ, **env}, preexec_fn=_pin(SERVER_CPU if pin else None)
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -96,6 +108,31 @@ def serve(
         process.terminate()
         raise SystemExit(str(exc)) from None
     return process, base
+
+
+@contextlib.contextmanager
+def serving(
+    apps: dict[str, tuple[str, dict[str, str], str]],
+) -> Iterator[dict[str, tuple[subprocess.Popen, str]]]:
+    """Every app of `apps` (name -> (app, env, ready path)) served, each stopped on the way out, including
+    the ones already up when a later one fails to start (serve exits): none is left running."""
+    started: dict[str, tuple[subprocess.Popen, str]] = {}
+    try:
+        for name, (app, env, ready_path) in apps.items():
+            started[name] = serve(app, env, ready_path)
+        yield started
+    finally:
+        for process, _ in started.values():
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def wrk(
@@ -114,7 +151,7 @@ def wrk(
             capture_output=True,
             text=True,
             check=True,
-            preexec_fn=_pin(CLIENT_CPU) if pin else None,
+            preexec_fn=_pin(CLIENT_CPU if pin else None),
         ).stdout
     finally:
         os.unlink(handle.name)
@@ -143,12 +180,12 @@ def bench_ml(args: argparse.Namespace) -> None:
     model_dir = tempfile.mkdtemp(prefix="bench-ml-")
     subprocess.run([sys.executable, "-m", "ml_api.train"], cwd=ROOT, check=True,
                    env={**os.environ, "ML_MODEL_DIR": model_dir}, capture_output=True)  # fmt: skip
-    servers = {
-        "(a) bare FastAPI": serve("benchmarks.bare_app:app", {}, "/docs"),
-        "(b) ml_api /predict": serve("ml_api.app:app", {"ML_MODEL_DIR": model_dir}, "/ready"),
+    apps = {
+        "(a) bare FastAPI": ("benchmarks.bare_app:app", {}, "/docs"),
+        "(b) ml_api /predict": ("ml_api.app:app", {"ML_MODEL_DIR": model_dir}, "/ready"),
     }
-    peaks: dict[str, list[dict]] = {name: [] for name in servers}
-    try:
+    peaks: dict[str, list[dict]] = {name: [] for name in apps}
+    with serving(apps) as servers:
         for _, base in servers.values():
             wrk(base + "/predict", tickets, 2, args.connections)  # warm-up
         for _ in range(args.rounds):
@@ -161,10 +198,6 @@ def bench_ml(args: argparse.Namespace) -> None:
         for name, (_, base) in servers.items():
             rate = statistics.median(p["rps"] for p in peaks[name]) / 2
             halves[name] = wrk(base + "/predict", tickets, args.duration, args.connections, rate=rate)
-    finally:
-        for process, _ in servers.values():
-            process.terminate()
-            process.wait(10)
     print(f"ml_api /predict vs a bare FastAPI endpoint (wrk -t1 -c{args.connections} -d{args.duration}s, "
           f"{args.rounds} alternating rounds; the median round shown)")  # fmt: skip
     print(f"{'':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
@@ -206,8 +239,7 @@ def bench_rag(args: argparse.Namespace) -> None:
         peak = wrk(base + "/chat", bodies, args.duration, connections, pin=False)
         half = wrk(base + "/chat", bodies, args.duration, connections, rate=peak["rps"] / 2, pin=False)
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process)
     print(f"\nrag_api /chat, offline, evaluation async (wrk -t1 -c{connections} -d{args.duration}s)")
     print(f"{'':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
     print(row("/chat saturated", peak))
