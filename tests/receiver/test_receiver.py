@@ -183,6 +183,7 @@ def test_a_bad_archive_line_does_not_break_reading(tmp_path: Path) -> None:
         json.dumps(good),
         '{"channel": "slack", "received_at": "x", "received_at_epoch": NaN, "payload": {"text": "a"}}',
         '{"channel": "slack", "received_at": "x", "received_at_epoch": 2, "payload": {"text": NaN}}',
+        '{"channel": "slack", "received_at": "x", "received_at_epoch": 1e999, "payload": {"text": "a"}}',
         '{"channel": "pager", "received_at": "x", "received_at_epoch": 3}',
         '{"channel": "slack", "received_at": "x", "received_at_epoch": 4, "alerts": 5, "payload": {}}',
         '{"channel": "slack", "received_at": "x", "received_at_epoch": 5, "payload": {"attachments": 5}}',
