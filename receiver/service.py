@@ -133,6 +133,8 @@ def slack_payload(raw: bytes, content_type: str, max_depth: int) -> dict[str, An
         text = parse_qs(text).get("payload", [text])[0]
     try:
         payload = strictjson.loads(text)
+    except strictjson.TooDeep as exc:
+        raise SlackRefused("too_deep", f"invalid_payload: nested deeper than {max_depth} levels") from exc
     except ValueError as exc:
         raise SlackRefused("invalid_json", "invalid_payload: not strict JSON") from exc
     if not isinstance(payload, dict):

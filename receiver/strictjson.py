@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
+
+
+class TooDeep(ValueError):
+    """Nested deeper than the parser's recursion allows."""
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(literal: str) -> float:
+    # `1e999` is valid JSON syntax, but Python reads it as inf, which no strict writer (ours) can write back.
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"{literal} is out of the float range")
+    return value
+
+
 def loads(text: str | bytes) -> Any:
-    """`json.loads` that refuses NaN/Infinity; every failure (even a recursion or int-size limit) is a
-    ValueError, so callers answer 400 or skip a line instead of crashing."""
+    """`json.loads` that refuses NaN/Infinity and out-of-range numbers such as 1e999; every failure (even a
+    recursion or int-size limit) is a ValueError, so callers answer 400 or skip a line instead of crashing."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError as exc:
-        raise ValueError("nested too deeply") from exc
+        raise TooDeep("nested too deeply") from exc
 
 
 def dumps(value: Any) -> str:

@@ -170,13 +170,16 @@ def _sync_chat_until_scored(client: TestClient, seconds: float) -> dict:
 
 
 QUESTION = "How do I reset my password?"  # pragma: allowlist secret (a question)
+# The evaluation timeout of the hung-child test: long enough that an evaluate=off call, even on a loaded
+# machine, is answered before the eight stopped evaluations time out.
+TIMEOUT = 20
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_a_hung_evaluator_child_costs_only_the_sync_callers_their_timeout(tmp_path: Path) -> None:
     """Issue 11 #9: the scorer's child stopped (SIGSTOP) with 8 `evaluate=sync` calls in flight."""
     settings = offline_settings(
-        copy_index(tmp_path / "chroma"), evaluation_in_process=True, evaluation_timeout_seconds=4
+        copy_index(tmp_path / "chroma"), evaluation_in_process=True, evaluation_timeout_seconds=TIMEOUT
     )
     with TestClient(create_app(settings)) as client:
         assert _sync_chat_until_scored(client, 90)["evaluation"] == "ok"  # the child is up
@@ -191,13 +194,12 @@ def test_a_hung_evaluator_child_costs_only_the_sync_callers_their_timeout(tmp_pa
                 for _ in range(8)
             ]
             time.sleep(0.5)  # all eight are waiting for the stopped child
-            start = time.perf_counter()
             off = callers.submit(client.post, "/chat", json={"query": QUESTION, "evaluate": "off"})
-            assert (
-                off.result(timeout=3).status_code == 200
-            )  # on main: not answered while the child is stopped
-            assert time.perf_counter() - start < 3
-            answers = [future.result(timeout=30).json() for future in hung]
+            # Before the fix it was never answered while the child was stopped. Now it is answered while the
+            # eight still wait: an order, not a speed (the wait below only keeps a regression from hanging).
+            assert off.result(timeout=4 * TIMEOUT).status_code == 200
+            assert not any(future.done() for future in hung)
+            answers = [future.result(timeout=4 * TIMEOUT).json() for future in hung]
         finally:
             # Never leave a stopped process behind (the service may have killed and replaced it already).
             with contextlib.suppress(ProcessLookupError):
@@ -205,7 +207,6 @@ def test_a_hung_evaluator_child_costs_only_the_sync_callers_their_timeout(tmp_pa
             callers.shutdown(wait=True)
         assert {a["evaluation"] for a in answers} == {"failed"}
         assert all("timed out" in a["evaluation_error"] for a in answers), answers[0]
-        assert max(a["latency_ms"]["total"] for a in answers) < 10_000
         assert sample("llm_evaluation_timeouts_total") - timeouts_before == 8
         ready = client.get("/ready")
         assert ready.status_code == 200 and ready.json()["evaluation"] == "stuck"
