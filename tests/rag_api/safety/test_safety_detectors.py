@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,13 @@ from rag_api.safety import PII_TYPES, InjectionDetector, PIIDetector, ToxicityDe
 from rag_api.safety.detectors import validators
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+@contextlib.contextmanager
+def _stderr() -> Iterator[io.StringIO]:
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        yield captured
 
 
 PII_CASES = [
@@ -250,6 +260,36 @@ def test_batch_scorer_names_the_bad_field(tmp_path: Path) -> None:
     assert (
         main(["--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"), "--no-embeddings"]) == 2
     )
+
+
+def test_batch_scorer_names_every_bad_line_and_leaves_the_output_alone(tmp_path: Path) -> None:
+    """Unusable lines are all named before anything is scored; an earlier OUT is neither truncated nor half
+    written (the error used to come after the rows before it were scored, with OUT already truncated)."""
+    from rag_api.safety.__main__ import main
+
+    good = [{"id": i, "text": "fine"} for i in range(3)]
+    lines = [json.dumps(r) for r in good] + ['{"id": 9, "text": 42}', "not json", "[1, 2]"]
+    (tmp_path / "in.jsonl").write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe\n")
+    (tmp_path / "out.jsonl").write_text("earlier run\n")
+    argv = ["--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"), "--no-embeddings"]
+    with _stderr() as err:
+        assert main([*argv, "--batch-size", "1"]) == 2
+    message = err.getvalue()
+    for line, reason in ((4, "'text' is int"), (5, "not JSON"), (6, "got list"), (7, "not UTF-8")):
+        assert f"in.jsonl:{line}: " in message and reason in message, message
+    assert (tmp_path / "out.jsonl").read_text() == "earlier run\n"
+
+
+def test_batch_scorer_keeps_rows_without_an_id_in_order(tmp_path: Path) -> None:
+    from rag_api.safety.__main__ import main
+
+    rows = [{"text": "no id"}, {"id": "b", "text": ""}, {"id": 3, "text": "Bonjour " * 3000, "x": [1]}]
+    _write_rows(tmp_path / "in.jsonl", rows)
+    argv = ["--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"), "--no-embeddings"]
+    assert main(argv) == 0
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in out] == [None, "b", 3]
+    assert not (tmp_path / "out.jsonl.partial").exists()
 
 
 def test_sentence_embeddings_let_one_sentence_decide() -> None:
