@@ -1,4 +1,4 @@
-"""Prompt injection and jailbreak attempts in a user's message (English and German).
+"""Prompt injection and jailbreak attempts in a user's message (English and German; common French, Spanish).
 
 Two signals: hand-written phrase patterns (lexicons/injection.tsv: instruction override, role play, prompt
 extraction, jailbreak, task switch), and, when an embedding is available, a logistic head over MiniLM

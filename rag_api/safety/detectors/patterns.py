@@ -1,4 +1,4 @@
-"""Weighted phrase patterns (English and German) read from lexicons/*.tsv, scored by noisy-OR.
+"""Weighted phrase patterns (English and German, some French and Spanish) read from lexicons/*.tsv, noisy-OR.
 
 Written by hand from the public descriptions of each attack or abuse family, not from any benchmark file. A
 lexicon line is `category<TAB>weight<TAB>regex`; `@define NAME<TAB>regex` names a fragment used as {NAME}.

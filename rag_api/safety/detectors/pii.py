@@ -50,6 +50,13 @@ INTL_PHONE = re.compile(r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[\s.-]?\(?\d{1,5}\)?
 LOCAL_PHONE = re.compile(r"(?<![\w+])\(?0\d{1,4}\)?[\s/.-]\d{2,8}(?:[\s.-]\d{2,6}){0,3}(?![\w-])")
 # Any grouped digit run (7-13 digits): a phone number only when a phone word comes just before it.
 GROUPED_DIGITS = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?\(?\d{2,5}\)?(?:[\s.-]\d{2,5}){1,4}(?![\w-])")
+# A number named as something else just before it ("order number 1234-5678", "ticket no. 4821 9930"): not a
+# phone, even though "number" is also a phone word.
+OTHER_NUMBER = re.compile(
+    r"(?i)\b(?:order|invoice|ticket|case|ref(?:erence)?|tracking|serial|part|model|booking|confirmation"
+    r"|transaction|policy|item|build|version|account|customer|membership|claim|shipment|parcel|bestell|rechnung"
+    r"|kunden|auftrag)s?[\s-]*(?:number|no\.?|nr\.?|num\.?|id|#|nummer)?\s*[:#]?\s*$"
+)
 DATE_LIKE = re.compile(r"^(?:19|20)\d\d[-./]\d\d[-./]\d\d|^\d\d[-./]\d\d[-./](?:19|20)\d\d$")
 CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){11,18}(?![\d-]|[.,]\d)")
 SSN = re.compile(r"(?<![\d-])(\d{3})([- .])(\d{2})\2(\d{4})(?![\d-])")
@@ -83,7 +90,7 @@ SECRET_PATTERNS = tuple(
 )
 SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?(?:key|token)|auth[_-]?token|token|passw(?:or)?d|pwd"
-    r"|client[_-]?secret|private[_-]?key)\b[\"']?\s*(?:[:=]|is)\s*[\"']?([A-Za-z0-9_\-/+=.]{12,})"
+    r"|client[_-]?secret|private[_-]?key)\b[\"']?\s*(?:[:=]|is)\s*[\"']?([A-Za-z0-9_\-/+=.!@#$%^&*~?]{12,})"
 )
 MIN_SECRET_ENTROPY = 3.0  # bits per character: random keys score ~4+, words and placeholders lower
 
@@ -143,6 +150,8 @@ def _phones(text: str) -> Iterator[PIIEntity]:
         digits = _digits(m.group())
         if _fictional_nanp(digits[1:] if digits.startswith("1") else digits) or DATE_LIKE.match(m.group()):
             continue
+        if OTHER_NUMBER.search(text[max(0, m.start() - CONTEXT_WINDOW) : m.start()]):
+            continue
         if 7 <= count <= 13 and _has_context(text, m.start(), PHONE_CONTEXT, after=m.end() - m.start() + 24):
             yield PIIEntity("PHONE", m.start(), m.end(), WITH_CONTEXT)
 
@@ -193,7 +202,7 @@ def _ips(text: str) -> Iterator[PIIEntity]:
     for pattern in (IPV4, IPV6):
         for m in pattern.finditer(text):
             kind = validators.ip_kind(m.group().split("/")[0])
-            if kind is None or kind == "documentation":
+            if kind in (None, "documentation", "local"):
                 continue
             if pattern is IPV4 and VERSION_WORDS.search(text[max(0, m.start() - 12) : m.start()]):
                 continue

@@ -74,14 +74,16 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
 
 
 def ip_kind(candidate: str) -> str | None:
-    """ "public"/"private"/"documentation" for a valid address, None when it is not one."""
+    """ "public"/"private"/"documentation"/"local" for a valid address, None when it is not one."""
     try:
         address = ipaddress.ip_address(candidate)
     except ValueError:
         return None
     if any(address in net for net in DOCUMENTATION_NETWORKS if net.version == address.version):
         return "documentation"
-    return "private" if address.is_private or address.is_loopback else "public"
+    if address.is_loopback or address.is_unspecified:  # 127.0.0.1, ::1, 0.0.0.0: every machine's own
+        return "local"
+    return "private" if address.is_private else "public"
 
 
 def reserved_email_domain(domain: str) -> bool:
