@@ -1,11 +1,15 @@
-"""The in-service CUSUM (lab_common/cusum.py): the detector, its signal, its gauges, its settings."""
+"""The in-service CUSUM (lab_common/cusum.py): the detector, its signal, its gauges, its settings, and the
+promtool tests and inhibition of the alert that reads it."""
 
 from __future__ import annotations
 
 import math
 import random
+import runpy
+from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from lab_common.cusum import (
@@ -18,7 +22,9 @@ from lab_common.cusum import (
 )
 from lab_common.metrics import LATENCY_BUCKETS
 from lab_common.settings import ServiceSettings
+from monitoring.anomaly import SIGNALS_BY_NAME
 
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS = CusumParams(baseline_points=120, warmup_points=24, abs_floor=0.005)
 
 
@@ -160,3 +166,22 @@ def test_settings_lab_profile_warms_up_in_minutes_production_in_half_an_hour(
     monkeypatch.setenv("ML_CUSUM_INTERVAL_SECONDS", "15")
     tuned = MLSettings().cusum_params()
     assert tuned.decision == 12 and tuned.baseline_points == 240
+
+
+def test_cusum_promtool_tests_are_what_their_script_writes() -> None:
+    """prometheus/tests/cusum_test.yml is generated (seeded series through the real detector)."""
+    path = ROOT / "prometheus" / "tests" / "make_cusum_test.py"
+    script = runpy.run_path(str(path), run_name="make_cusum_test")
+    assert script["OUT"].read_text(encoding="utf-8") == script["render"](), f"run `python {path}`"
+
+
+def test_cusum_alert_is_muted_by_the_latency_alerts_of_the_same_service() -> None:
+    config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    rules = [
+        r for r in config["inhibit_rules"] if r["target_matchers"] == ['alertname="LatencyCusumAnomaly"']
+    ]
+    assert len(rules) == 1 and rules[0]["equal"] == ["service"]
+    latency = SIGNALS_BY_NAME["latency_p90"]
+    (matcher,) = rules[0]["source_matchers"]
+    assert matcher.startswith('alertname=~"') and matcher.endswith('"')
+    assert set(matcher[len('alertname=~"') : -1].split("|")) == {*latency.static_alerts, latency.alert}
