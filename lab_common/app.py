@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,11 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from lab_common.cusum import LatencyCusum, latency_monitor, run_every
 from lab_common.docs import add_offline_docs
 from lab_common.faults import FaultRegistry, fault_router
-from lab_common.metrics import RequestMetrics, RequestMetricsMiddleware, render_metrics
+from lab_common.metrics import RequestMetrics, RequestMetricsMiddleware, flush_deferred, render_metrics
 from lab_common.serve import on_shutdown_signal
-from lab_common.settings import LabSettings
+from lab_common.settings import LabSettings, ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
@@ -152,6 +154,31 @@ def _releasing_faults(lifespan: Lifespan | None, faults: FaultRegistry) -> Lifes
     return wrapped
 
 
+def _watching_latency(
+    lifespan: Lifespan | None, settings: ServiceSettings, metrics: RequestMetrics, cusum: LatencyCusum
+) -> Lifespan:
+    """The service's lifespan, plus the in-service CUSUM of its latency (lab_common/cusum.py), ticking from
+    start-up to shutdown."""
+    monitor = latency_monitor(
+        cusum.gauge, metrics.duration, cusum.routes, settings.cusum_params(), flush_deferred
+    )
+
+    @asynccontextmanager
+    async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
+        task = asyncio.create_task(run_every(monitor, settings.cusum_interval_seconds), name="cusum")
+        try:
+            if lifespan is None:
+                yield None
+            else:
+                async with lifespan(app) as state:
+                    yield state
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return wrapped
+
+
 def create_service_app(
     *,
     title: str,
@@ -161,10 +188,13 @@ def create_service_app(
     service: ManagedService | None = None,
     faults: FaultRegistry | None = None,
     on_invalid_request: Callable[[Request, str], None] | None = None,
+    latency_cusum: LatencyCusum | None = None,
 ) -> FastAPI:
     """A FastAPI app with /health, /ready, /metrics, request metrics, body limit, 422s and fault admin, around
-    `service` (its lifecycle and readiness)."""
+    `service` (its lifecycle and readiness); with `latency_cusum`, the CUSUM of its serving latency."""
     lifespan = _running(service) if service is not None else None
+    if latency_cusum is not None and isinstance(settings, ServiceSettings) and settings.cusum_enabled:
+        lifespan = _watching_latency(lifespan, settings, request_metrics, latency_cusum)
     ready_check = service.ready if service is not None else None
     if faults is not None:
         lifespan = _releasing_faults(lifespan, faults)

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lab_common.cusum import CusumParams
+from monitoring.anomaly import LATENCY_FLOOR
+
+_CUSUM = CusumParams()
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -52,6 +57,34 @@ class ServiceSettings(LabSettings):
     # More than one uses prometheus-client's multiprocess mode (lab_common/serve.py); each worker then keeps
     # its own in-memory state (windows, queues).
     workers: int = Field(default=1, ge=1, le=32)
+
+    # In-service CUSUM of the serving latency (lab_common/cusum.py; the `...CusumAnomaly` alerts read it): one
+    # update per interval from the latency histogram, nothing per request. Production: an interval of the
+    # scrape interval (15 s), a baseline of an hour, a warm-up of 30 minutes (the defaults off the lab
+    # profile).
+    cusum_enabled: bool = True
+    cusum_interval_seconds: float = Field(default=5.0, ge=1, le=600)
+    cusum_slack: float = Field(default=_CUSUM.slack, ge=0, le=10)  # k, in spreads
+    cusum_decision: float = Field(default=_CUSUM.decision, gt=0, le=100)  # h, in spreads
+    # None = follow the profile: 10 minutes in the lab (a run shows it), an hour otherwise.
+    cusum_baseline_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    # None = follow the profile: 2 minutes in the lab, 30 otherwise. Nothing is scored before it.
+    cusum_warmup_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    # The smallest latency spread worth an alarm (the PromQL latency anomaly's floor).
+    cusum_floor_seconds: float = Field(default=LATENCY_FLOOR, ge=0, le=10)
+
+    def cusum_params(self) -> CusumParams:
+        lab = self.lab_profile
+        baseline = self.cusum_baseline_seconds or (600.0 if lab else 3600.0)
+        warmup = self.cusum_warmup_seconds or (120.0 if lab else 1800.0)
+        points = max(2, min(round(baseline / self.cusum_interval_seconds), 10_000))
+        return CusumParams(
+            slack=self.cusum_slack,
+            decision=self.cusum_decision,
+            baseline_points=points,
+            warmup_points=max(2, min(round(warmup / self.cusum_interval_seconds), points)),
+            abs_floor=self.cusum_floor_seconds,
+        )
 
 
 class HTTPServerSettings(BaseSettings):

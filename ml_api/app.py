@@ -54,6 +54,7 @@ def create_app(settings: MLSettings | None = None) -> FastAPI:
         service=ml,
         faults=ml.faults,
         on_invalid_request=lambda _request, reason: metrics.INVALID_REQUESTS.labels(reason).inc(),
+        latency_cusum=metrics.LATENCY_CUSUM,
     )
     app.state.ml = ml
     for unavailable in (NotReady, InjectedError, ReportUnavailable):

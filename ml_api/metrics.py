@@ -23,6 +23,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 
+from lab_common.cusum import LatencyCusum, cusum_gauge
 from lab_common.metrics import (
     LATENCY_BUCKETS,
     SCORE_BUCKETS,
@@ -34,6 +35,8 @@ from ml_api.data import FEATURE_RANGES, FEATURES, SEVERITIES, generate_features
 from ml_api.drift import DriftResult
 
 HTTP = request_metrics("ml")
+# In-service CUSUM of /predict's median latency per interval (lab_common/cusum.py): LatencyCusumAnomaly.
+LATENCY_CUSUM = LatencyCusum(cusum_gauge("ml"), (("/predict", "POST"),))
 
 # --- feature histograms: buckets at quantiles of the reference distribution -----------------------------
 # The reference is the generator's distribution; a fixed seed makes the edges identical in every process

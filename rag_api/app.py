@@ -55,6 +55,7 @@ def create_app(settings: RAGSettings | None = None, *, evaluator: Evaluator | No
         request_metrics=metrics.HTTP,
         service=rag,
         faults=faults,
+        latency_cusum=metrics.LATENCY_CUSUM,
     )
     app.state.rag = rag
     admin = Depends(require_admin(settings))

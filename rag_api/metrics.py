@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from lab_common.cusum import LatencyCusum, cusum_gauge
 from lab_common.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, request_metrics
 
 HTTP = request_metrics("rag")
+# In-service CUSUM of /chat's median latency per interval (lab_common/cusum.py): LatencyCusumAnomaly.
+LATENCY_CUSUM = LatencyCusum(cusum_gauge("rag"), (("/chat", "POST"),))
 
 # Generation and scoring take longer than a request's routing: extend the latency buckets upwards.
 SLOW_BUCKETS = (*LATENCY_BUCKETS, 20.0, 30.0, 60.0)

@@ -63,10 +63,16 @@ def anomalies() -> PanelList:
         target(f"anomaly:signal:band_upper{{{band}}}", "{{service}} band upper", "B"),
         target(f"clamp_min(anomaly:signal:band_lower{{{band}}}, 0)", "{{service}} band lower", "C"),
     ]
+    # The in-service CUSUM (lab_common/cusum.py): the statistic as a share of its decision interval.
+    cusum = target(
+        'ml_cusum_score{signal="latency"} or rag_cusum_score{signal="latency"}',
+        "{{service}} {{direction}}",
+    )
     return [
         ts("Anomalies", [score], minimum=0, maximum=1),
         ts("Latency p90 and its band", latency, unit="s", minimum=0),
         table("Anomaly alerts", [target('ALERTS{family="anomaly"}', "{{alertname}}")]).span(8),
+        ts("Latency CUSUM", [cusum], minimum=0).span(24),
     ]
 
 
