@@ -22,10 +22,13 @@ from monitoring.alerts import ALERTS
 from monitoring.render import alerts_table, render_rules
 
 ROOT = Path(__file__).resolve().parents[1]
-# promtool tests of the anomaly signals: seeded series written by a script of their own, which stays runnable
-# by itself (`python prometheus/tests/make_anomaly_signals_test.py`); `make generate` and --check run it too.
+# promtool tests over seeded series, each written by a script of its own that stays runnable by itself
+# (`python prometheus/tests/make_anomaly_signals_test.py`, `…/make_cusum_test.py`); `make generate` and --check
+# run them too. The anomaly signals' script reads the rule files, so these come after them in TARGETS.
 SIGNAL_TESTS = "prometheus/tests/anomaly_signals_test.yml"
 SIGNAL_TESTS_SCRIPT = ROOT / "prometheus" / "tests" / "make_anomaly_signals_test.py"
+CUSUM_TESTS = "prometheus/tests/cusum_test.yml"
+CUSUM_TESTS_SCRIPT = ROOT / "prometheus" / "tests" / "make_cusum_test.py"
 
 
 def _script_output(script: Path) -> str:
@@ -57,6 +60,7 @@ TARGETS: dict[str, Callable[[], str] | Block] = {
     "prometheus/profiles/production/rules/anomaly.yml": lambda: anomaly.render_rules("production"),
     # After the rule files: `make generate` writes them first, and the script reads them from disk.
     SIGNAL_TESTS: lambda: _script_output(SIGNAL_TESTS_SCRIPT),
+    CUSUM_TESTS: lambda: _script_output(CUSUM_TESTS_SCRIPT),
     **dashboard_targets(),  # grafana/dashboards/<uid>.json, alert lines included
 }
 K8S = "deploy/kubernetes"
