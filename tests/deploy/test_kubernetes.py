@@ -94,6 +94,14 @@ def test_core_objects_validate_against_the_kubernetes_schemas(overlay: str) -> N
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_fits_kubectl_applys_annotation(overlay: str) -> None:
+    """`kubectl apply` keeps a copy of each object in its last-applied annotation, at most 256 KiB: the
+    PrometheusRule and the dashboard ConfigMaps grow with the contract and the dashboards."""
+    sizes = {f"{o['kind']}/{o['metadata']['name']}": len(json.dumps(o)) for o in rendered(overlay)}
+    assert max(sizes.values()) < 262_144, max(sizes.items(), key=lambda item: item[1])
+
+
 def test_the_schema_check_catches_a_misspelt_field() -> None:
     service = json.loads(json.dumps(of_kind("production", "Service")["rag-api"]))
     service["spec"]["sessionAfinity"] = service["spec"].pop("sessionAffinity")
