@@ -9,8 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app \
-    LAB_PROFILE=true
+    PYTHONPATH=/app
+# No LAB_PROFILE here: the image runs outside the lab profile unless its run mode says so (docker-compose.yml's
+# x-lab-profile, deploy/kubernetes' lab-profile ConfigMap), so a deployment that forgets it stays closed.
 
 WORKDIR /app
 RUN groupadd --system --gid 10001 lab \

@@ -180,6 +180,12 @@ def slack_url_file_for(source: Path, dest: Path, ports: Ports) -> Path:
     return cfg.render_slack_url_file(source, dest, ports)
 
 
+# The lab profile (docs/profiles.md) of every process that reads it: ml_api, rag_api and the receiver.
+# docker-compose.yml (x-lab-profile) and deploy/kubernetes (the lab-profile ConfigMap) give it to the same
+# three.
+LAB_PROFILE_ENV = {"LAB_PROFILE": "true"}
+
+
 def receiver_spec(
     workdir: Path, ports: Ports, root: Path, python: str, base_env: dict[str, str]
 ) -> ProcessSpec:
@@ -191,7 +197,7 @@ def receiver_spec(
         "RECEIVER_LOG": str(workdir / "receiver" / "notifications.jsonl"),
         # Its inbox page lists what this lab's Alertmanager holds; the lab profile opens its admin routes.
         "RECEIVER_ALERTMANAGER_URL": ports.url("alertmanager"),
-        "LAB_PROFILE": "true",
+        **LAB_PROFILE_ENV,
     }
     return ProcessSpec("receiver", [python, "-m", "receiver"], env, root, health_url("receiver", ports))
 
@@ -202,7 +208,7 @@ def service_specs(
     """ml_api and rag_api through `python -m <service>` (their settings: host, port, ML_WORKERS ...)."""
     env = {
         **base_env,
-        "LAB_PROFILE": "true",
+        **LAB_PROFILE_ENV,
         "ML_HOST": LOCAL_HOST,
         "ML_PORT": str(ports.ml_api),
         "RAG_HOST": LOCAL_HOST,

@@ -18,7 +18,9 @@ import pytest
 import yaml
 from cloudcoil.models.prometheus_operator import v1, v1alpha1
 
+from lab_common.endpoints import Ports
 from lab_common.state import records_path
+from labctl.plan import lab_plan
 from monitoring import kubernetes as k8s
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +75,15 @@ def containers(overlay: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def env(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+def env(container: dict[str, Any], overlay: str | None = None) -> dict[str, Any]:
+    """The container's environment; with `overlay`, the ConfigMaps it loads (envFrom) too, as the kubelet
+    does: `env` entries win over `envFrom`."""
+    loaded: dict[str, Any] = {}
+    if overlay is not None:
+        maps = of_kind(overlay, "ConfigMap")
+        for source in container.get("envFrom", []):
+            loaded.update(maps[source["configMapRef"]["name"]]["data"])
+    return loaded | {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -83,6 +92,21 @@ def test_core_objects_validate_against_the_kubernetes_schemas(overlay: str) -> N
     assert {o["kind"] for o in core} >= {"Deployment", "Service", "StatefulSet", "PodDisruptionBudget"}
     for obj in core:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_fits_kubectl_applys_annotation(overlay: str) -> None:
+    """`kubectl apply` keeps a copy of each object in its last-applied annotation, at most 256 KiB: the
+    PrometheusRule and the dashboard ConfigMaps grow with the contract and the dashboards."""
+    sizes = {f"{o['kind']}/{o['metadata']['name']}": len(json.dumps(o)) for o in rendered(overlay)}
+    assert max(sizes.values()) < 262_144, max(sizes.items(), key=lambda item: item[1])
+
+
+def test_the_schema_check_catches_a_misspelt_field() -> None:
+    service = json.loads(json.dumps(of_kind("production", "Service")["rag-api"]))
+    service["spec"]["sessionAfinity"] = service["spec"].pop("sessionAffinity")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(service, K8S_VERSION, strict=True)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -129,6 +153,40 @@ def test_every_service_monitor_selects_a_service_port_that_exists(overlay: str) 
         ), f"{name}: its Service selects no pod"  # fmt: skip
     if overlay == "lab":
         assert "alert-receiver" in monitors
+
+
+# The labels the Prometheus Operator gives every target of a ServiceMonitor (before its relabelings). A
+# scraped label of the same name loses (honorLabels false) and is renamed `exported_<name>`.
+OPERATOR_TARGET_LABELS = {"job", "instance", "namespace", "service", "pod", "container", "endpoint"}
+
+
+def _metric_label_names() -> set[str]:
+    """Every label name of the services' and the receiver's metrics (their registries, filled at import)."""
+    import prometheus_client
+
+    import ml_api.metrics  # noqa: F401
+    import rag_api.metrics  # noqa: F401
+    import receiver.metrics  # noqa: F401
+
+    collectors = list(prometheus_client.REGISTRY._collector_to_names)  # no public listing of label names
+    return set().union(*(getattr(c, "_labelnames", ()) for c in collectors))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_metric_label_is_renamed_by_the_operators_target_labels(overlay: str) -> None:
+    """The services' `endpoint` (the route) would become `exported_endpoint` under the operator's `endpoint`
+    target label, and every rule selecting `endpoint=~"/predict|..."` would be empty in the cluster."""
+    names = _metric_label_names()
+    assert {"endpoint", "status", "feature"} <= names
+    for name, monitor in of_kind(overlay, "ServiceMonitor").items():
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert not endpoint.get("honorLabels"), name
+            dropped = {
+                label for r in endpoint.get("relabelings", []) if r.get("action") == "labeldrop"
+                for label in OPERATOR_TARGET_LABELS if re.fullmatch(r["regex"], label)
+            }  # fmt: skip
+            assert "service" not in dropped, name
+            assert not names & (OPERATOR_TARGET_LABELS - dropped), name
 
 
 def _groups_on_disk(profile: str) -> list[dict[str, Any]]:
@@ -194,13 +252,31 @@ def test_alertmanager_config_has_the_routes_of_alertmanager_yml(overlay: str) ->
     assert len(spec["inhibitRules"]) == len(native["inhibit_rules"])
     for ours, theirs in zip(spec["inhibitRules"], native["inhibit_rules"], strict=True):
         assert ours.get("equal") == theirs.get("equal")
-        shown = [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in ours["sourceMatch"]]
-        assert shown == [re.sub(r"\s", "", m) for m in theirs["source_matchers"]]
+        for side in ("source", "target"):
+            *matchers, lab_only = ours[f"{side}Match"]
+            assert lab_only == k8s.LAB_ALERTS
+            shown = [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in matchers]
+            assert shown == [re.sub(r"\s", "", m) for m in theirs[f"{side}_matchers"]]
+    assert spec["route"]["matchers"] == [k8s.LAB_ALERTS] and "matchers" not in native["route"]
     slack = spec["receivers"][0]["slackConfigs"][0]
     assert slack["apiURL"] == k8s.SLACK_SECRET
     assert slack["title"] == native["receivers"][0]["slack_configs"][0]["title"]
     if overlay == "production":
         assert spec["route"]["groupWait"] == "30s" and spec["route"]["repeatInterval"] == "4h"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_alertmanager_config_takes_every_lab_alert_and_only_those(overlay: str) -> None:
+    """In the cluster's Alertmanager the AlertmanagerConfig's route and inhibitions are limited to alerts with
+    a `family` (LAB_ALERTS): every alert of the PrometheusRule has one; kube-prometheus-stack's have none.
+    The operator's default matcher (namespace="observability-lab") cannot be used: alerts aggregated
+    `by (service)` have no namespace, so stage 10 installs the chart with the matcher strategy None."""
+    (rule,) = of_kind(overlay, "PrometheusRule").values()
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert all(re.fullmatch(k8s.LAB_ALERTS["value"], a["labels"]["family"]) for a in alerts)
+    assert any("by (service)" in a["expr"] for a in alerts)
+    doc = (ROOT / "docs" / "stage-10-kubernetes.md").read_text()
+    assert "alertmanagerConfigMatcherStrategy.type=None" in doc
 
 
 def _secret_refs(obj: Any) -> set[str]:
@@ -251,17 +327,37 @@ def test_pods_are_hardened_and_probed(overlay: str) -> None:
     assert str(records_dir) in {m["mountPath"] for m in rag["volumeMounts"]}
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_feedback_reaches_the_rag_api_pod_that_answered(overlay: str) -> None:
+    """Answer records are per pod, so /feedback for an answer another pod served is a 404: the one Service in
+    front of rag-api keeps a client on one pod (docs/stage-10-kubernetes.md says where that holds)."""
+    (service,) = [
+        s for s in of_kind(overlay, "Service").values()
+        if s["spec"]["selector"] == {"app.kubernetes.io/name": "rag-api"}
+    ]  # fmt: skip
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert service["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 600
+    rag = containers(overlay)["rag-api"]
+    records = next(m["name"] for m in rag["volumeMounts"] if m["mountPath"] == "/app/var/records")
+    assert "emptyDir" in next(v for v in rag["pod"]["volumes"] if v["name"] == records)
+    doc = (ROOT / "docs" / "stage-10-kubernetes.md").read_text()
+    assert "sessionAffinity: ClientIP" in doc and "Ingress" in doc
+
+
 def test_lab_and_production_differ_where_they_should() -> None:
     lab, prod = containers("lab"), containers("production")
     for name in ("ml-api", "rag-api"):
-        assert env(lab[name])["LAB_PROFILE"] == "true" and env(lab[name])["FAULTS_ENABLED"] == "true"
-        assert env(prod[name])["LAB_PROFILE"] == "false" and env(prod[name])["FAULTS_ENABLED"] == "false"
+        lab_env, prod_env = env(lab[name], "lab"), env(prod[name], "production")
+        assert lab_env["LAB_PROFILE"] == "true" and lab_env["FAULTS_ENABLED"] == "true"
+        assert prod_env["LAB_PROFILE"] == "false" and prod_env["FAULTS_ENABLED"] == "false"
         assert "ADMIN_TOKEN" not in env(lab[name])
         assert env(prod[name])["ADMIN_TOKEN"] == {"secretKeyRef": {"name": "lab-admin-token", "key": "token"}}
         assert of_kind("lab", "Deployment")[name]["spec"]["replicas"] == 1
-        assert of_kind("production", "Deployment")[name]["spec"]["replicas"] >= 2
+        # The HPA owns the count: a spec.replicas would reset it at every `kubectl apply`.
+        assert "replicas" not in of_kind("production", "Deployment")[name]["spec"]
     hpas = of_kind("production", "HorizontalPodAutoscaler")
     assert {h["spec"]["scaleTargetRef"]["name"] for h in hpas.values()} == {"ml-api", "rag-api"}
+    assert all(h["spec"]["minReplicas"] >= 2 for h in hpas.values())
     assert not of_kind("lab", "HorizontalPodAutoscaler")
     assert "alert-receiver" in of_kind("lab", "Deployment") and "alert-receiver" not in of_kind(
         "production", "Deployment"
@@ -277,6 +373,22 @@ def test_the_lab_receiver_reads_the_clusters_alertmanager() -> None:
     )
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["alert-receiver"]
     assert compose["environment"]["RECEIVER_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+
+
+def test_the_three_run_modes_give_the_lab_profile_to_the_same_processes(tmp_path: Path) -> None:
+    """ml_api, rag_api and the receiver read LAB_PROFILE (LabSettings): natively, in compose and in the lab
+    overlay all three run in it (the receiver's admin routes, e.g. POST /admin/fail of stage 7, are refused
+    outside it), and production's pods run outside it."""
+    readers = {"ml_api", "rag_api", "receiver"}
+    native = lab_plan(tmp_path, ports=Ports.from_env({}), max_for=5)
+    assert {p.name for p in native.processes if p.env.get("LAB_PROFILE") == "true"} == readers
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    in_compose = {n for n, s in compose.items() if (s.get("environment") or {}).get("LAB_PROFILE") == "true"}
+    assert in_compose == {"ml-api", "rag-api", "alert-receiver"}
+    lab = {n for n, c in containers("lab").items() if env(c, "lab").get("LAB_PROFILE") == "true"}
+    assert lab == {"ml-api", "rag-api", "alert-receiver"}
+    production = [env(c, "production").get("LAB_PROFILE") for c in containers("production").values()]
+    assert "true" not in production
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
