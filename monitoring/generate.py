@@ -23,8 +23,8 @@ from monitoring.render import alerts_table, render_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 # promtool tests over seeded series, each written by a script of its own that stays runnable by itself
-# (`python prometheus/tests/make_anomaly_signals_test.py`, `…/make_cusum_test.py`); `make generate` and --check
-# run them too. The anomaly signals' script reads the rule files, so these come after them in TARGETS.
+# (`python prometheus/tests/make_anomaly_signals_test.py`, `…/make_cusum_test.py`); `make generate` and
+# --check run them too. The anomaly signals' script reads the rule files, so these come after them in TARGETS.
 SIGNAL_TESTS = "prometheus/tests/anomaly_signals_test.yml"
 SIGNAL_TESTS_SCRIPT = ROOT / "prometheus" / "tests" / "make_anomaly_signals_test.py"
 CUSUM_TESTS = "prometheus/tests/cusum_test.yml"
