@@ -3,7 +3,8 @@
     python -m benchmarks.anomaly --data ../shared/data/anomaly --output var/anomaly-results
 
 DIR holds `<category>/<name>.csv` files (`timestamp,value`) and optionally `windows.json` (NAB's combined
-labels: `"<category>/<name>.csv": [[start, end], ...]`). For every series:
+labels: `"<category>/<name>.csv": [[start, end], ...]`; NAB's own `labels/combined_windows.json` is found too,
+see LABEL_FILES). For every series:
 
 1. its points are laid on a 5-minute grid (point i at T0 + i * 5 min: the `nab` profile's windows count points
    of 5-minute data, and NAB scores points, whatever their real spacing) and written, all series in one
