@@ -3,7 +3,8 @@
     python -m benchmarks.anomaly --data ../shared/data/anomaly --output var/anomaly-results
 
 DIR holds `<category>/<name>.csv` files (`timestamp,value`) and optionally `windows.json` (NAB's combined
-labels: `"<category>/<name>.csv": [[start, end], ...]`). For every series:
+labels: `"<category>/<name>.csv": [[start, end], ...]`; NAB's own `labels/combined_windows.json` is found too,
+see LABEL_FILES). For every series:
 
 1. its points are laid on a 5-minute grid (point i at T0 + i * 5 min: the `nab` profile's windows count points
    of 5-minute data, and NAB scores points, whatever their real spacing) and written, all series in one
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -76,20 +78,58 @@ class Series:
         return self.key.split("/", 1)[0]
 
 
+# Where a NAB-layout directory keeps its labels: ours, or NAB's file (DIR = NAB's `data/` or its root).
+LABEL_FILES = ("windows.json", "combined_windows.json", "labels/combined_windows.json")
+
+
+def labels_file(data: Path) -> Path | None:
+    """The windows file of `data`, or None (no labels: every row gets label 0, no window is scored)."""
+    for candidate in [data / name for name in LABEL_FILES] + [data.parent / LABEL_FILES[-1]]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_labels(data: Path) -> dict[str, list[list[str]]]:
+    path = labels_file(data)
+    return json.loads(path.read_text()) if path else {}
+
+
+def read_series(path: Path) -> pd.DataFrame:
+    """timestamp (as written) and value (float; NaN where missing or not a number) of one CSV. A file
+    without a `value` column takes its last column; one without `timestamp`, its first."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    columns = [str(c).strip() for c in frame.columns]
+    frame.columns = columns
+    if frame.empty or not columns:
+        return pd.DataFrame({"timestamp": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
+    stamp = "timestamp" if "timestamp" in columns else columns[0]
+    value = "value" if "value" in columns else columns[-1]
+    values = pd.to_numeric(frame[value].str.strip(), errors="coerce").astype(float)
+    return pd.DataFrame({"timestamp": frame[stamp], "value": values})
+
+
+def window_rows(stamps: pd.Series, spans: list[list[str]]) -> list[tuple[int, int]]:
+    """Inclusive row indexes of each [start, end] span (rows whose timestamp does not parse are outside)."""
+    try:
+        parsed = pd.to_datetime(stamps)
+    except (ValueError, TypeError):  # one format is inferred from the first row; mixed ones parse row by row
+        parsed = pd.to_datetime(stamps, errors="coerce", format="mixed")
+    out = []
+    for start, end in spans:
+        inside = np.flatnonzero((parsed >= pd.Timestamp(start)) & (parsed <= pd.Timestamp(end)))
+        if inside.size:
+            out.append((int(inside[0]), int(inside[-1])))
+    return out
+
+
 def load(data: Path) -> list[Series]:
-    labels_file = data / "windows.json"
-    labels = json.loads(labels_file.read_text()) if labels_file.exists() else {}
+    labels = load_labels(data)
     out = []
     for path in sorted(data.glob("*/*.csv")):
         key = f"{path.parent.name}/{path.name}"
-        frame = pd.read_csv(path, dtype={"timestamp": str})
-        stamps = pd.to_datetime(frame["timestamp"])
-        windows = []
-        for start, end in labels.get(key, []):
-            inside = np.flatnonzero((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(end)))
-            if inside.size:
-                windows.append((int(inside[0]), int(inside[-1])))
-        out.append(Series(key, frame, windows))
+        frame = read_series(path)
+        out.append(Series(key, frame, window_rows(frame["timestamp"], labels.get(key, []))))
     return out
 
 
@@ -98,10 +138,13 @@ def write_openmetrics(series: list[Series], path: Path) -> None:
         out.write(f"# TYPE {METRIC} gauge\n")
         for s in series:
             label = escape(s.key)
-            values = s.frame["value"].astype(float).tolist()
+            values = s.frame["value"].to_numpy(float)
             stamps = range(T0, T0 + STEP * len(values), STEP)
+            # A missing or infinite value is no sample: the point is absent, as a failed scrape leaves it.
             out.writelines(
-                f'{METRIC}{{series="{label}"}} {v!r} {t}\n' for v, t in zip(values, stamps, strict=True)
+                f'{METRIC}{{series="{label}"}} {v!r} {t}\n'
+                for v, t in zip(values.tolist(), stamps, strict=True)
+                if math.isfinite(v)
             )
         out.write("# EOF\n")
 
@@ -258,7 +301,7 @@ def category_figures(series: list[Series], threshold: float) -> dict[str, float]
         "series": len(series),
         "windows": windows,
         "recall": detected / windows if windows else float("nan"),
-        "false_per_1000": 1000 * false_alarms / points,
+        "false_per_1000": 1000 * false_alarms / points if points else float("nan"),
         "median_delay": statistics.median(delays) if delays else float("nan"),
     }
 
@@ -283,6 +326,11 @@ def run(data: Path, output: Path, workdir: Path) -> list[Series]:
     series = load(data)
     if not series:
         raise SystemExit(f"no <category>/<name>.csv under {data}")
+    if not any(np.isfinite(s.frame["value"].to_numpy(float)).any() for s in series):
+        for s in series:  # nothing to backfill: no Prometheus to ask, every score 0
+            s.scores = np.zeros(len(s.frame))
+        write_results(series, output)
+        return series
     openmetrics = workdir / "series.om"
     write_openmetrics(series, openmetrics)
     tsdb = workdir / "tsdb"

@@ -9,6 +9,11 @@ with frequent normal bursts), an autocorrelated random walk around a level, and 
 Each series but those of `synthNoAnomaly/` gets one or two anomalies drawn from spike, level shift, ramp,
 and (for the daily wave) a day whose pattern breaks. Windows follow NAB's rule: 10 % of the series' length
 split between its anomalies, centred on each anomaly's start.
+
+`--set E` makes the shapes of NAB's held-out categories instead (benchmarks/anomaly_nablike.py): counts
+(tweets, ad clicks), daily and weekly seasonality (taxi), slow drift then failure (machine temperature),
+quantised values with long flat runs (cloud metrics), rush-hour traffic speed, heavy-tailed hourly prices
+sampled irregularly, huge outliers in the probationary period; 1,600 to 16,000 points.
 """
 
 from __future__ import annotations
@@ -74,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--series", type=int, default=6, help="series per family")
+    parser.add_argument("--set", choices=("classic", "E"), default="classic", help="families (see above)")
     args = parser.parse_args(argv)
+    if args.set == "E":
+        from benchmarks.anomaly_nablike import write_set
+
+        count = write_set(args.output, args.series, args.seed)
+        print(f"wrote {count} series under {args.output}")
+        return 0
     rng = np.random.default_rng(args.seed)
     stamps = pd.date_range("2020-01-01", periods=POINTS, freq="5min")
     labels: dict[str, list[list[str]]] = {}

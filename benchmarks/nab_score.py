@@ -16,7 +16,6 @@ window (raw = -fn_weight * windows) and the perfect one catches each at its star
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from benchmarks.anomaly import load_labels, window_rows
 
 PROFILES = {
     "standard": {"tp": 1.0, "fn": 1.0, "fp": 0.11},
@@ -102,16 +103,6 @@ def best_score(points: list[Points], n_windows: int, profile: dict[str, float]) 
     return 100 * (best[0] - null) / (perfect - null), best[1]
 
 
-def windows_of(results: pd.DataFrame, spans: list[list[str]]) -> list[tuple[int, int]]:
-    stamps = pd.to_datetime(results["timestamp"])
-    out = []
-    for start, end in spans:
-        inside = np.flatnonzero((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(end)))
-        if inside.size:
-            out.append((int(inside[0]), int(inside[-1])))
-    return out
-
-
 def score_directory(
     results_dir: Path, labels: dict[str, list[list[str]]], profile: str
 ) -> tuple[float, float]:
@@ -120,8 +111,8 @@ def score_directory(
         path = results_dir / key
         if not path.exists():
             raise SystemExit(f"missing results file {path}")
-        frame = pd.read_csv(path)
-        windows = windows_of(frame, labels[key])
+        frame = pd.read_csv(path, dtype={"timestamp": str})
+        windows = window_rows(frame["timestamp"], labels[key])
         points.append(file_points(frame["anomaly_score"].to_numpy(float), windows, n_windows))
         n_windows += len(windows)
     return best_score(points, n_windows, PROFILES[profile])
@@ -132,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="NAB-layout directory with windows.json")
     parser.add_argument("--results", type=Path, required=True, help="benchmarks.anomaly --output directory")
     args = parser.parse_args(argv)
-    labels = json.loads((args.data / "windows.json").read_text())
+    labels = load_labels(args.data)
+    if not any(labels.values()):
+        print(f"no labelled windows for {args.data} (windows.json or NAB's combined_windows.json): no score")
+        return 0
     for profile in PROFILES:
         score, threshold = score_directory(args.results, labels, profile)
         print(f"{profile:20} score {score:6.1f}  (best threshold {threshold:.4f})")

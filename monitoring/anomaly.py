@@ -27,7 +27,8 @@ How the score is made, per signal `x` (one series per service):
   that picks one threshold for every series rewards);
 - detection: the alert's rising edge, the score where it reaches ALERT_SCORE after a whole `hold` window
   below it. An alert fires once per excursion, not once per evaluation; this series is the event stream a
-  benchmark grades.
+  benchmark grades. With calibration its value is the novelty: z / (z + the type's highest z of the last
+  day), in [0.5, 1), so detections that barely beat their own day rank below those on a quiet series.
 """
 
 from __future__ import annotations
@@ -344,17 +345,37 @@ def build_stages(stages: Stages) -> Stages:
         types.append("seasonal")
     for anomaly_type in types:
         stages.add("anomaly:score_by_type", type_score(stages, anomaly_type, z[anomaly_type]), anomaly_type)
-    if stages.inline:
-        best = larger({t: stages.ref("anomaly:score_by_type", t) for t in types})
-    else:
-        best = f'max without (anomaly_type) (anomaly:score_by_type{{anomaly_name="{stages.name}"}})'
-    stages.add("anomaly:score", best)
+    stages.add("anomaly:score", best_of_types(stages, "anomaly:score_by_type", types))
     score = stages.ref("anomaly:score")
     previous = over("max_over_time", score, w.hold, w.resolution, offset=w.resolution)
     # The alert's rising edge: the score crosses ALERT_SCORE after a whole `hold` window below it. Absent
     # otherwise (absent = no event); its value (>= ALERT_SCORE) says how far the signal jumped.
-    stages.add("anomaly:detection", f"({score} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})")
+    edge = f"({score} >= {ALERT_SCORE}) unless ({previous} >= {ALERT_SCORE})"
+    if w.calibration:
+        for anomaly_type in types:
+            stages.add("anomaly:novelty_by_type", novelty(stages, anomaly_type), anomaly_type)
+        stages.add("anomaly:novelty", best_of_types(stages, "anomaly:novelty_by_type", types))
+        edge = f"{stages.ref('anomaly:novelty')} and ({edge})"
+    stages.add("anomaly:detection", edge)
     return stages
+
+
+def best_of_types(stages: Stages, record: str, types: list[str]) -> str:
+    if stages.inline:
+        return larger({t: stages.ref(record, t) for t in types})
+    return f'max without (anomaly_type) ({record}{{anomaly_name="{stages.name}"}})'
+
+
+def novelty(stages: Stages, anomaly_type: str) -> str:
+    """How far a type that scores ALERT_SCORE or more stands above its own last day: z / (z + the day's
+    highest z), in [0.5, 1) (1 for a series quiet all day). A detection carries it as its value, so one
+    threshold over many series can drop the detections that barely beat their day (a benchmark's sweep)."""
+    w = stages.windows
+    assert w.calibration
+    z = stages.ref("anomaly:zscore_by_type", anomaly_type)
+    usual = over("max_over_time", z, w.calibration, w.resolution, offset=w.gap)
+    score = stages.ref("anomaly:score_by_type", anomaly_type)
+    return f"({z} / ({z} + {usual})) and ({score} >= {ALERT_SCORE})"
 
 
 def jump_z(stages: Stages, level: str, spread: str) -> str:

@@ -105,6 +105,49 @@ def test_calibration_asks_more_of_a_series_whose_excursions_are_routine(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_detection_value_says_how_far_above_its_own_day(tmp_path: Path) -> None:
+    """Production rules: a detection carries z / (z + the day's highest z), so the same kind of spike is worth
+    more on a quiet series (~0.9) than on one whose day held 0.08 s spikes every three hours (~0.6): one
+    threshold over many series can then drop the detections that barely beat their day."""
+    signal = SIGNALS_BY_NAME["latency_p90"]
+    tested = 600  # 50 hours in: a day of baseline and a day of calibration behind it
+    quiet = list(0.1 + np.random.default_rng(7).normal(0, 0.005, tested + 1))
+    routine = [v + (0.08 if i % 36 == 20 else 0) for i, v in enumerate(quiet)]
+    quiet[tested] += 0.15
+    routine[tested] += 0.12
+    matcher = f'anomaly_name="{signal.name}"'
+    checks = {  # expression -> its count at the tested spike
+        f'anomaly:detection{{{matcher}, service="quiet"}} > 0.8': 1,
+        f'anomaly:score{{{matcher}, service="routine"}} >= 0.5': 1,  # it is an anomaly there too ...
+        f'anomaly:novelty{{{matcher}, service="routine"}} < 0.7': 1,  # ... a weaker one
+        f'anomaly:novelty{{{matcher}, service="routine"}} >= 0.5': 1,
+    }
+    case = {
+        "rule_files": [str(ROOT / "prometheus" / "profiles" / "production" / "rules" / "anomaly.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "5m",
+                "input_series": [
+                    {
+                        "series": f'{signal.expr}{{service="{name}"}}',
+                        "values": " ".join(f"{v:.4f}" for v in vs),
+                    }
+                    for name, vs in (("quiet", quiet), ("routine", routine))
+                ],
+                "promql_expr_test": [
+                    {"expr": f"count({e})", "eval_time": f"{tested * 5}m", "exp_samples": [{"value": n}]}
+                    for e, n in checks.items()
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "novelty_test.yml"
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    result = subprocess.run([tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_each_anomaly_alert_is_muted_by_the_static_alerts_of_its_signal() -> None:
     config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
     rules = {
