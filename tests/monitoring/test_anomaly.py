@@ -64,6 +64,33 @@ def test_inlined_score_equals_the_recorded_rules(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def run_production_case(
+    path: Path, signal: str, series: dict[str, list[float]], tested: int, checks: dict[str, int]
+) -> None:
+    """promtool over the production anomaly rules: 5-minute samples of `signal` per service, and each check's
+    expression counted at step `tested`."""
+    case = {
+        "rule_files": [str(ROOT / "prometheus" / "profiles" / "production" / "rules" / "anomaly.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "5m",
+                "input_series": [
+                    {"series": f'{signal}{{service="{name}"}}', "values": " ".join(f"{v:.4f}" for v in vs)}
+                    for name, vs in series.items()
+                ],
+                "promql_expr_test": [
+                    {"expr": f"count({e})", "eval_time": f"{tested * 5}m", "exp_samples": [{"value": n}]}
+                    for e, n in checks.items()
+                ],
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    result = subprocess.run([tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_calibration_asks_more_of_a_series_whose_excursions_are_routine(tmp_path: Path) -> None:
     """Production rules (z calibrated against its own last day): the same 0.1 s spike, 16 spreads, scores over
     0.5 on a quiet latency series and under 0.5 on one where 0.12 s spikes come every three hours."""
@@ -79,30 +106,9 @@ def test_calibration_asks_more_of_a_series_whose_excursions_are_routine(tmp_path
         f'anomaly:score_by_type{{{matchers}, service="routine"}} < 0.5': 1,
         f'anomaly:score_by_type{{{matchers}, service="quiet"}} > 0.5': 1,
     }
-    case = {
-        "rule_files": [str(ROOT / "prometheus" / "profiles" / "production" / "rules" / "anomaly.yml")],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "5m",
-                "input_series": [
-                    {
-                        "series": f'{signal.expr}{{service="{name}"}}',
-                        "values": " ".join(f"{v:.4f}" for v in vs),
-                    }
-                    for name, vs in (("quiet", quiet), ("routine", routine))
-                ],
-                "promql_expr_test": [
-                    {"expr": f"count({e})", "eval_time": f"{tested * 5}m", "exp_samples": [{"value": n}]}
-                    for e, n in checks.items()
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "calibration_test.yml"
-    path.write_text(yaml.safe_dump(case, sort_keys=False))
-    result = subprocess.run([tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_production_case(
+        tmp_path / "calibration_test.yml", signal.expr, {"quiet": quiet, "routine": routine}, tested, checks
+    )
 
 
 def test_detection_value_says_how_far_above_its_own_day(tmp_path: Path) -> None:
@@ -122,30 +128,9 @@ def test_detection_value_says_how_far_above_its_own_day(tmp_path: Path) -> None:
         f'anomaly:novelty{{{matcher}, service="routine"}} < 0.7': 1,  # ... a weaker one
         f'anomaly:novelty{{{matcher}, service="routine"}} >= 0.5': 1,
     }
-    case = {
-        "rule_files": [str(ROOT / "prometheus" / "profiles" / "production" / "rules" / "anomaly.yml")],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "5m",
-                "input_series": [
-                    {
-                        "series": f'{signal.expr}{{service="{name}"}}',
-                        "values": " ".join(f"{v:.4f}" for v in vs),
-                    }
-                    for name, vs in (("quiet", quiet), ("routine", routine))
-                ],
-                "promql_expr_test": [
-                    {"expr": f"count({e})", "eval_time": f"{tested * 5}m", "exp_samples": [{"value": n}]}
-                    for e, n in checks.items()
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "novelty_test.yml"
-    path.write_text(yaml.safe_dump(case, sort_keys=False))
-    result = subprocess.run([tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_production_case(
+        tmp_path / "novelty_test.yml", signal.expr, {"quiet": quiet, "routine": routine}, tested, checks
+    )
 
 
 def test_each_anomaly_alert_is_muted_by_the_static_alerts_of_its_signal() -> None:
