@@ -34,7 +34,7 @@ def _tickets(n: int, seed: int) -> list[dict[str, float]]:
     ]
 
 
-def _samples(base: str, name: str) -> dict[str, float]:
+def samples(base: str, name: str) -> dict[str, float]:
     """label values joined by ',' -> value, for every sample called `name`."""
     text = httpx.get(f"{base}/metrics", timeout=30).text
     return {
@@ -57,7 +57,8 @@ def _loop(seconds: float, work) -> threading.Thread:
     return thread
 
 
-def batches(base: str, seconds: float, clients: int) -> None:
+def batches(base: str, seconds: float, clients: int) -> tuple[int, float, dict[str, float]]:
+    """(tickets answered, confidence observations added meanwhile, the dropped counter): printed too."""
     batch = {"tickets": _tickets(1000, 7)}
     answered = [0] * clients
 
@@ -68,15 +69,17 @@ def batches(base: str, seconds: float, clients: int) -> None:
 
         return work
 
+    before = samples(base, "ml_prediction_confidence_ratio_count").get("", 0.0)
     threads = [_loop(seconds, poster(i)) for i in range(clients)]
     for t in threads:
         t.join()
-    observed = _samples(base, "ml_prediction_confidence_ratio_count").get("", 0.0)
-    dropped = _samples(base, "ml_deferred_observations_dropped_total")
+    observed = samples(base, "ml_prediction_confidence_ratio_count").get("", 0.0) - before
+    dropped = samples(base, "ml_deferred_observations_dropped_total")
     sent = sum(answered)
     lost = 100 * (1 - observed / sent) if sent else 0.0
     print(f"batches: {clients} clients x 1,000 tickets for {seconds:.0f}s: {sent} tickets answered, "
           f"{observed:.0f} observed, {lost:.1f}% lost, dropped counter {dropped or 'absent'}")  # fmt: skip
+    return sent, observed, dropped
 
 
 def _predict_latencies(base: str, seconds: float) -> list[float]:
@@ -97,21 +100,30 @@ def _percentiles(latencies: list[float]) -> str:
     return f"p50 {1000 * q[49]:.1f} ms, p99 {1000 * q[98]:.1f} ms ({len(latencies)} requests)"
 
 
-def drift_report(base: str, seconds: float, clients: int) -> None:
-    print(f"/predict alone: {_percentiles(_predict_latencies(base, seconds))}")
+def _p99_ms(latencies: list[float]) -> float:
+    return 1000 * statistics.quantiles(latencies, n=100)[98]
+
+
+def drift_report(base: str, seconds: float, clients: int) -> tuple[float, float, list[int], dict[str, float]]:
+    """(/predict p99 ms alone, p99 ms with report callers, the reports' statuses, ml_drift_reports_total by
+    outcome added meanwhile): printed too."""
+    alone = _predict_latencies(base, seconds)
+    print(f"/predict alone: {_percentiles(alone)}")
     answers: list[int] = []
 
     def report(client: httpx.Client) -> None:
         answers.append(client.get(f"{base}/drift/report").status_code)
 
+    before = samples(base, "ml_drift_reports_total")
     callers = [_loop(seconds, report) for _ in range(clients)]
     with_reports = _predict_latencies(base, seconds)
     for t in callers:
         t.join()
+    outcomes = {k: v - before.get(k, 0.0) for k, v in samples(base, "ml_drift_reports_total").items()}
     print(f"/predict with {clients} /drift/report callers: {_percentiles(with_reports)}")
     ok = sum(1 for s in answers if s == 200)
-    print(f"reports answered: {ok} x 200 of {len(answers)}; ml_drift_reports_total "
-          f"{_samples(base, 'ml_drift_reports_total') or 'absent'}")  # fmt: skip
+    print(f"reports answered: {ok} x 200 of {len(answers)}; ml_drift_reports_total {outcomes or 'absent'}")
+    return _p99_ms(alone), _p99_ms(with_reports), answers, outcomes
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from labctl.stack import NativeStack
 from labctl.status import read_state
 from labctl.wait import WaitTimeout, wait_until
 from tests.support.lab import native_stack, run_labctl
-from tests.support.procs import group_members
+from tests.support.procs import children_named, group_members
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -105,6 +105,7 @@ def test_ctrl_c_on_make_lab_piped_to_tee_stops_every_process(tmp_path: Path) -> 
         start_new_session=True,  # its own process group: the "terminal" that gets Ctrl-C
     )
     state_file = tmp_path / "var" / "labctl.json"
+    pids: list[int] = []
     try:
         wait_until(
             lambda: "The lab is up" in (tmp_path / "lab.log").read_text(errors="replace"),
@@ -117,7 +118,13 @@ def test_ctrl_c_on_make_lab_piped_to_tee_stops_every_process(tmp_path: Path) -> 
         # receiver, two services, Prometheus, Alertmanager, and the Pushgateway where it is installed
         expected = 5 + (find_binary("prometheus-pushgateway", "pushgateway") is not None)
         assert len(pids) == expected, state
-        os.killpg(shell.pid, signal.SIGINT)  # Ctrl-C: labctl and tee at once, so stdout is a broken pipe
+        # Ctrl-C reaches labctl and tee at once; tee exits at once, labctl a moment later. Which one goes
+        # first is a race, so tee gets it first here: every write of labctl's shutdown then meets a broken
+        # pipe (with both at once, the old code left everything running in one of two runs here).
+        (tee,) = children_named(shell.pid, "tee")
+        os.kill(tee, signal.SIGINT)
+        wait_until(lambda: not children_named(shell.pid, "tee"), timeout=10, what="tee to exit")
+        os.killpg(shell.pid, signal.SIGINT)
         with contextlib.suppress(WaitTimeout):
             wait_until(lambda: not group_members(pids), timeout=30)
         assert not group_members(pids), "lab processes left running after Ctrl-C"
@@ -125,6 +132,7 @@ def test_ctrl_c_on_make_lab_piped_to_tee_stops_every_process(tmp_path: Path) -> 
         assert not open_ports, f"ports still taken after Ctrl-C: {open_ports}"
         assert not state_file.exists(), "the state file of a stopped lab is left behind"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(shell.pid, signal.SIGKILL)
+        for pgid in [shell.pid, *pids]:  # a failed run leaves no lab behind (each child leads its group)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
         shell.wait(10)

@@ -21,3 +21,20 @@ def group_members(pgids: list[int]) -> list[str]:
         except (OSError, IndexError, ValueError):
             continue
     return found
+
+
+def children_named(parent: int, name: str) -> list[int]:
+    """Live child processes of `parent` whose command name is `name`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                comm, rest = fh.read().split(" (", 1)[1].rsplit(")", 1)
+            fields = rest.split()
+            if comm == name and fields[0] != "Z" and int(fields[1]) == parent:
+                found.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
