@@ -135,6 +135,16 @@ def _running(service: ManagedService) -> Lifespan:
     return lifespan
 
 
+@asynccontextmanager
+async def _entered(lifespan: Lifespan | None, app: FastAPI) -> AsyncIterator[Any]:
+    """The wrapped lifespan's state, or None when there is no lifespan to wrap."""
+    if lifespan is None:
+        yield None
+    else:
+        async with lifespan(app) as state:
+            yield state
+
+
 def _releasing_faults(lifespan: Lifespan | None, faults: FaultRegistry) -> Lifespan:
     """The service's lifespan, plus: injected sleeps end on SIGTERM/SIGINT (uvicorn would wait for them
     before shutting down) and when the app stops."""
@@ -143,11 +153,8 @@ def _releasing_faults(lifespan: Lifespan | None, faults: FaultRegistry) -> Lifes
     async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
         try:
             with on_shutdown_signal(faults.release):
-                if lifespan is None:
-                    yield None
-                else:
-                    async with lifespan(app) as state:
-                        yield state
+                async with _entered(lifespan, app) as state:
+                    yield state
         finally:
             faults.release()
 
@@ -167,11 +174,8 @@ def _watching_latency(
     async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
         task = asyncio.create_task(run_every(monitor, settings.cusum_interval_seconds), name="cusum")
         try:
-            if lifespan is None:
-                yield None
-            else:
-                async with lifespan(app) as state:
-                    yield state
+            async with _entered(lifespan, app) as state:
+                yield state
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
