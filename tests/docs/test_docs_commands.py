@@ -44,12 +44,13 @@ from labctl.docblocks import (
 from labctl.stack import NativeStack
 from tests.support.lab import native_stack
 
-pytestmark = pytest.mark.timeout(900)
+# A hang guard, not a speed target: all commands took 517 s (80 commands) in session 4 and ~850 s (more
+# stages, two benchmark jobs beside it) in session 5 on 2 busy cores; the per-doc times are printed.
+pytestmark = pytest.mark.timeout(2400)
 
 # Commands that fail on the native test lab for a reason outside the docs, each with its reason; reported
 # among the skipped ones so it stays visible. Remove an entry once its cause is fixed.
 KNOWN_BROKEN: dict[str, str] = {}
-BUDGET = 780  # seconds for all commands (measured: 80, 23 of them marked outputs, in 517 s on 2 busy cores)
 CURL_FAILURE = re.compile(r'"detail":\s*"Not Found"|Internal Server Error|<title>404')
 
 
@@ -157,16 +158,19 @@ def test_every_documented_command_runs(lab: NativeStack, tmp_path: Path) -> None
     env = command_env(lab, tmp_path)
     failures = []
     t0 = time.monotonic()
+    seconds_per_doc: dict[str, float] = {}
     previous_doc = None
     for step in run:
         if step.doc != previous_doc and previous_doc is not None:
             reset_lab(lab)  # each stage starts from a calm lab, as a learner's next session would
         previous_doc = step.doc
-        assert time.monotonic() - t0 < BUDGET, f"over the {BUDGET}s budget at {step.doc}: {step}"
+        started = time.monotonic()
         if problem := check(step, lab, env):
             failures.append(problem)
+        seconds_per_doc[step.doc] = seconds_per_doc.get(step.doc, 0.0) + time.monotonic() - started
     outputs = sum(isinstance(s, Output) for s in run)
     print(f"{len(run)} commands run ({outputs} of them marked outputs) in {time.monotonic() - t0:.0f}s")
+    print("\n".join(f"  {doc}: {seconds:.0f}s" for doc, seconds in seconds_per_doc.items()))
     print(f"skipped {len(skipped)}:")
     print("\n".join(f"  {s}" for s in skipped))
     assert not failures, "\n\n".join(failures)
