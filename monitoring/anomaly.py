@@ -15,7 +15,12 @@ How the score is made, per signal `x` (one series per service):
 - bands: baseline ± K_BAND x spread (what a dashboard overlays);
 - z-scores per anomaly type: spike (x above the baseline), drop (below), level shift (the mean of the last
   `level` window away from the baseline, either way), ramp (the linear-fit change over the last `ramp`
-  window, in spreads);
+  window, in spreads); with `directional` (production, nab) a level shift counts only when the level also
+  lies beyond every level of the baseline day in the direction it moved, and a ramp only while it leads away
+  from the baseline (a recovery, or wandering inside the day's range, is no news); `long_shift` (profiles
+  with `long_level`): the 2-hour mean, directional alike, in robust spreads of 2-hour means, its k raised
+  by the square root of the series' persistence (a wandering series' long mean moves far on routine days);
+  their calibration (below) reads the ungated z, so routine excursions that repeat still raise the bar;
 - score per type: z / (z + k_type) in [0, 1): 0.5 exactly when z = k_type, so ONE alert threshold
   (ALERT_SCORE = 0.5) means "k spreads" for every type; `anomaly:score` is the max over the types;
 - seasonal (profiles with `seasonal_offset`): the level against the level a day earlier, in robust spreads of
@@ -53,9 +58,10 @@ K_TYPE: dict[str, float] = {
     "ramp": 4.0,
     "seasonal": 4.0,
     "jump": 6.0,
+    "long_shift": 4.0,
 }
 ANOMALY_TYPES = tuple(K_TYPE)
-OPTIONAL_TYPES = ("seasonal", "jump")  # only in profiles with `seasonal_offset` / `local`
+OPTIONAL_TYPES = ("seasonal", "jump", "long_shift")  # only with `seasonal_offset` / `local` / `long_level`
 STEP_Q = 0.9  # quantile of |point-to-point change| taken as its scale ...
 STEP_Q_SIGMA = 1.645  # ... which is that many standard deviations of a normal change
 STEP_SPREAD_FLOOR = 0.1  # a change counts in at least a tenth of the signal's spread
@@ -76,6 +82,10 @@ class Windows:
     seasonal_offset: str | None = None  # e.g. "1d": also compare with the same time a day earlier
     calibration: str | None = None  # each z also counts against its own highest value of this window ("1d")
     local: str | None = None  # "jump" type: the level against this short window just before it ("1h")
+    # level_shift and ramp count only a move away from the baseline to a level the baseline day did not reach
+    # (a recovery, or routine wandering inside the day's range, is no news)
+    directional: bool = False
+    long_level: str | None = None  # "long_shift" type: the mean of this longer window ("2h"), directional
 
 
 PRODUCTION = Windows(
@@ -90,6 +100,8 @@ PRODUCTION = Windows(
     seasonal_offset="1d",
     calibration="1d",
     local="1h",
+    directional=True,
+    long_level="2h",
 )
 PROFILES: dict[str, Windows] = {
     # Minutes: a lab run shows a fault within two minutes and recovers within ten.
@@ -328,7 +340,16 @@ def build_stages(stages: Stages) -> Stages:
         "level_shift": f"abs({level} - {median}) / {spread}",
         "ramp": f"abs({ramp}) / {spread}",
     }
+    reach: dict[str, str] = {}  # the z a gated type's calibration reads: how far routine days reached
+    if w.directional:
+        reach["level_shift"] = z["level_shift"]
+        z["level_shift"] = f"{away_from_baseline(level, median, w)} / {spread}"
+        # a ramp counts only while it leads away from the baseline: the climb back from a dip is a recovery
+        z["ramp"] = f"clamp_min({ramp} * sgn({level} - {median}), 0) / {spread}"
     types = [t for t in ANOMALY_TYPES if t not in OPTIONAL_TYPES]
+    if w.long_level:
+        z["long_shift"], reach["long_shift"] = long_shift_z(stages, median, spread)
+        types.append("long_shift")
     if w.local:
         z["jump"] = jump_z(stages, level, spread)
         types.append("jump")
@@ -344,6 +365,8 @@ def build_stages(stages: Stages) -> Stages:
         z["seasonal"] = f"abs({daily}) / {d_spread}"
         types.append("seasonal")
     for anomaly_type in types:
+        if w.calibration and anomaly_type in reach:
+            stages.add("anomaly:reach_by_type", f"clamp_min({reach[anomaly_type]}, 0)", anomaly_type)
         stages.add("anomaly:score_by_type", type_score(stages, anomaly_type, z[anomaly_type]), anomaly_type)
     stages.add("anomaly:score", best_of_types(stages, "anomaly:score_by_type", types))
     score = stages.ref("anomaly:score")
@@ -373,9 +396,38 @@ def novelty(stages: Stages, anomaly_type: str) -> str:
     w = stages.windows
     assert w.calibration
     z = stages.ref("anomaly:zscore_by_type", anomaly_type)
-    usual = over("max_over_time", z, w.calibration, w.resolution, offset=w.gap)
+    usual = usual_z(stages, anomaly_type)
     score = stages.ref("anomaly:score_by_type", anomaly_type)
     return f"({z} / ({z} + {usual})) and ({score} >= {ALERT_SCORE})"
+
+
+def away_from_baseline(level: str, median: str, w: Windows) -> str:
+    """|level - median| when the level moves away from the median AND beyond every level of the baseline
+    day (in the same direction), else 0: a return from an earlier excursion lies inside the day's range."""
+    highest = over("max_over_time", level, w.baseline, w.resolution, offset=w.gap)
+    lowest = over("min_over_time", level, w.baseline, w.resolution, offset=w.gap)
+    up = f"clamp_min({level} - {median}, 0) * ({level} > bool {highest})"
+    down = f"clamp_min({median} - {level}, 0) * ({level} < bool {lowest})"
+    return f"({up} + {down})"
+
+
+def long_shift_z(stages: Stages, median: str, spread: str) -> tuple[str, str]:
+    """The `long_level` mean, directional (see away_from_baseline), in robust spreads of that mean over the
+    baseline day, divided by the square root of the series' persistence: the spread of the long means
+    against what white noise would give (spread / sqrt(points)), at least 1. A strongly autocorrelated series
+    wanders, its long mean moves far on routine days; its few independent long means a day make its own
+    day's highest z a poor guard alone, so its k grows with the persistence (up to sqrt(points)-fold).
+    Returns the directional z and the ungated one (what calibration reads)."""
+    w, x = stages.windows, stages.ref("anomaly:signal")
+    assert w.long_level
+    stages.add("anomaly:signal:long_level", over("avg_over_time", x, w.long_level, w.resolution))
+    long_level = stages.ref("anomaly:signal:long_level")
+    points = seconds(w.long_level) / seconds(w.resolution)
+    floor = f"{spread} / {points**0.5:g}"
+    stages.add("anomaly:signal:long_spread", larger({"range": robust_sigma(long_level, w), "noise": floor}))
+    long_spread = stages.ref("anomaly:signal:long_spread")
+    scale = f"({long_spread} * sqrt({long_spread} / ({floor})))"  # times sqrt(persistence)
+    return f"{away_from_baseline(long_level, median, w)} / {scale}", f"abs({long_level} - {median}) / {scale}"
 
 
 def jump_z(stages: Stages, level: str, spread: str) -> str:
@@ -403,8 +455,18 @@ def type_score(stages: Stages, anomaly_type: str, z: str) -> str:
         return f"1 - {k} / (clamp_min({z}, 0) + {k})"
     stages.add("anomaly:zscore_by_type", f"clamp_min({z}, 0)", anomaly_type)
     z = stages.ref("anomaly:zscore_by_type", anomaly_type)
-    usual = over("max_over_time", z, w.calibration, w.resolution, offset=w.gap)
-    return f"{z} / ({z} + clamp_min({usual}, {k}))"
+    return f"{z} / ({z} + clamp_min({usual_z(stages, anomaly_type)}, {k}))"
+
+
+def usual_z(stages: Stages, anomaly_type: str) -> str:
+    """The type's highest z of the calibration window. A direction-aware type reads its ungated z there
+    (`anomaly:reach_by_type`): its gated z is 0 at every routine excursion that repeats an earlier one, and
+    would forget how far this series' routine days go."""
+    w = stages.windows
+    assert w.calibration
+    gated = type_key("anomaly:reach_by_type", anomaly_type) in stages.exprs
+    z = stages.ref("anomaly:reach_by_type" if gated else "anomaly:zscore_by_type", anomaly_type)
+    return over("max_over_time", z, w.calibration, w.resolution, offset=w.gap)
 
 
 def seconds(duration: str) -> int:

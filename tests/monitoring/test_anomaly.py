@@ -133,6 +133,46 @@ def test_detection_value_says_how_far_above_its_own_day(tmp_path: Path) -> None:
     )
 
 
+def test_a_level_the_baseline_day_already_reached_is_no_new_level_shift(tmp_path: Path) -> None:
+    """Production rules (direction-aware level shift): the same +0.05 s level, 10 spreads, is a level shift
+    on a series that never went there, and none on one whose day already held a higher level (a return to a
+    known excursion, or wandering inside the day's range, is not news)."""
+    signal = SIGNALS_BY_NAME["latency_p90"]
+    tested = 591  # two days in; the excursion under test started 30 minutes before (step 586)
+    fresh = list(0.1 + np.random.default_rng(3).normal(0, 0.002, tested + 1))
+    repeat = list(fresh)
+    for i in range(586, tested + 1):
+        fresh[i] += 0.05
+        repeat[i] += 0.05
+    for i in range(400, 412):  # an hour at a higher level, 15 hours earlier
+        repeat[i] += 0.06
+    matchers = f'anomaly_name="{signal.name}", anomaly_type="level_shift"'
+    checks = {  # expression -> its count at the tested step
+        f'anomaly:zscore_by_type{{{matchers}, service="fresh"}} > 6': 1,
+        f'anomaly:zscore_by_type{{{matchers}, service="repeat"}} == 0': 1,
+    }
+    run_production_case(
+        tmp_path / "directional_test.yml", signal.expr, {"fresh": fresh, "repeat": repeat}, tested, checks
+    )
+
+
+def test_long_shift_finds_a_small_lasting_shift_of_a_noisy_series(tmp_path: Path) -> None:
+    """Production rules (long_shift type): white noise moved up by 1.5 of its spreads for two hours is no
+    spike, level shift, ramp, jump or seasonal change, but its 2-hour mean is ~7 spreads of 2-hour means
+    away from the baseline (a series that does not wander: persistence 1, k stays 4)."""
+    signal = SIGNALS_BY_NAME["latency_p90"]
+    tested = 600  # 50 hours in: a day of baseline and a day of calibration behind it
+    values = list(0.1 + np.random.default_rng(11).normal(0, 0.01, tested + 1))
+    for i in range(tested - 23, tested + 1):
+        values[i] += 0.015
+    matcher = f'anomaly_name="{signal.name}", service="noisy"'
+    checks = {  # expression -> its count at the tested step
+        f'anomaly:score_by_type{{{matcher}, anomaly_type="long_shift"}} > 0.5': 1,
+        f'anomaly:score_by_type{{{matcher}, anomaly_type!="long_shift"}} < 0.5': 6,
+    }
+    run_production_case(tmp_path / "long_shift_test.yml", signal.expr, {"noisy": values}, tested, checks)
+
+
 def test_each_anomaly_alert_is_muted_by_the_static_alerts_of_its_signal() -> None:
     config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
     rules = {
