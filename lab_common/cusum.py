@@ -3,7 +3,8 @@
 PromQL cannot carry a state from one evaluation to the next, so the CUSUM the anomaly rules cannot express
 (monitoring/anomaly.py) runs here, in the service, and Prometheus only reads its result:
 `<prefix>_cusum_score{signal, direction}` (the `service` label comes from the scrape target), the statistic
-as a share of its decision interval: 1 = an alarm (`...CusumAnomaly` alerts, monitoring/alerts/cusum.py).
+as a share of its decision interval: 1 = an alarm (`...CusumAnomaly` alerts, declared in
+monitoring/alerts/alerts.yaml).
 
 How it works, per signal and scrape-like interval (`CusumParams`, knobs in lab_common/settings.py):
 - the signal is an interval aggregate read from a histogram the service already keeps (`HistogramQuantile`:
