@@ -123,8 +123,11 @@ def metric_names_from_exposition(text: str) -> set[str]:
 
 
 def _rule_names(key: str) -> set[str]:
+    """Names of the lab's rules and of the production profile's (which add rules of their own, e.g. the
+    anomaly types that need days of history)."""
     names: set[str] = set()
-    for path in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
+    prometheus = ROOT / "prometheus"
+    for path in sorted([*prometheus.glob("rules/*.yml"), *prometheus.glob("profiles/*/rules/*.yml")]):
         for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups") or []:
             names.update(rule[key] for rule in group.get("rules") or [] if key in rule)
     return names
@@ -417,7 +420,7 @@ class Checker:
                     parts = token.split(":")
                     shaped = len(parts) == 3 and all(re.fullmatch(r"[a-z_][a-z0-9_]*", p) for p in parts)
                     if shaped and token not in self.facts.recording_rules:
-                        yield number, f"recording rule `{token}` is not in prometheus/rules/"
+                        yield number, f"recording rule `{token}` is in no rule file of prometheus/"
                     continue
                 if not token.startswith(METRIC_PREFIXES) or token != token.lower() or token.endswith("_"):
                     continue  # not a metric name, or only a prefix (`ml_`, `ml_feature_*`)
