@@ -26,7 +26,7 @@ How the score is made, per signal `x` (one series per service):
 - score per type: z / (z + k_type) in [0, 1): 0.5 exactly when z = k_type, so ONE alert threshold
   (ALERT_SCORE = 0.5) means "k spreads" for every type; `anomaly:score` is the max over the types;
 - seasonal (profiles with `seasonal_offset`): the level against the level a day earlier, in robust spreads of
-  that day-over-day change;
+  that day-over-day change; with `weekly_offset` also a week earlier, the smaller z counting (weekends);
 - calibration (profiles with `calibration`): each type's z counts against the larger of k_type and that
   type's own highest z over the `calibration` window ending `gap` ago, score z / (z + max(k, history)): a
   series whose normal wandering or bursts reach 8 spreads every day needs more than 8 to score 0.5, a quiet
@@ -88,6 +88,9 @@ class Windows:
     interval: str  # rule evaluation interval of the anomaly groups
     gap: str  # the baseline window ends this long ago: what is being tested is not part of its own reference
     seasonal_offset: str | None = None  # e.g. "1d": also compare with the same time a day earlier
+    weekly_offset: str | None = (
+        None  # e.g. "7d": ... and a week earlier; the seasonal type takes the smaller z
+    )
     # each z also counts against its own highest value of this window ("26h": a day and a margin, so that a
     # routine event that recurs daily, a little late or early, is still inside the window that judges it)
     calibration: str | None = None
@@ -109,6 +112,7 @@ PRODUCTION = Windows(
     interval="1m",
     gap="1h",
     seasonal_offset="1d",
+    weekly_offset="7d",
     calibration="26h",
     local="1h",
     directional=True,
@@ -369,15 +373,7 @@ def build_stages(stages: Stages) -> Stages:
         z["extreme"] = extreme_z(stages, spread)
         types.append("extreme")
     if w.seasonal_offset:
-        # Daily seasonality: the level now against the level at the same time a day earlier, in robust spreads
-        # of that day-over-day difference (a daily pattern repeats, so its difference stays small).
-        shifted = over("avg_over_time", x, w.level, w.resolution, offset=w.seasonal_offset)
-        change = f"{level} - {shifted}"
-        stages.add("anomaly:signal:seasonal_change", change)
-        daily = stages.ref("anomaly:signal:seasonal_change")
-        # ... and against the signal's own spread: a change that is small next to it is no news.
-        d_spread = larger({"daily": robust_sigma(daily, w), "signal": f"{spread} * {SEASONAL_SPREAD_FLOOR}"})
-        z["seasonal"] = f"abs({daily}) / {d_spread}"
+        z["seasonal"] = seasonal_z(stages, level, spread)
         types.append("seasonal")
     for anomaly_type in types:
         if w.calibration and anomaly_type in reach:
@@ -415,6 +411,29 @@ def novelty(stages: Stages, anomaly_type: str) -> str:
     usual = f"clamp_min({usual_z(stages, anomaly_type)}, {NOVELTY_FLOOR * K_TYPE[anomaly_type]:g})"
     score = stages.ref("anomaly:score_by_type", anomaly_type)
     return f"({z} / ({z} + {usual})) and ({score} >= {ALERT_SCORE})"
+
+
+def seasonal_z(stages: Stages, level: str, spread: str) -> str:
+    """Daily seasonality: the level now against the level at the same time a day earlier, in robust spreads
+    of that day-over-day difference (a daily pattern repeats, so its difference stays small) and at least
+    SEASONAL_SPREAD_FLOOR of the signal's spread (a change small next to it is no news). With
+    `weekly_offset`, the same against a week earlier, and the smaller z counts: a Saturday unlike Friday but
+    like last Saturday is no news (without a week of history, the daily z alone)."""
+    w, x = stages.windows, stages.ref("anomaly:signal")
+    assert w.seasonal_offset
+    offsets = {"seasonal_change": w.seasonal_offset} | (
+        {"weekly_change": w.weekly_offset} if w.weekly_offset else {}
+    )
+    zs = {}
+    for record, offset in offsets.items():
+        shifted = over("avg_over_time", x, w.level, w.resolution, offset=offset)
+        stages.add(f"anomaly:signal:{record}", f"{level} - {shifted}")
+        change = stages.ref(f"anomaly:signal:{record}")
+        c_spread = larger(
+            {"change": robust_sigma(change, w), "signal": f"{spread} * {SEASONAL_SPREAD_FLOOR}"}
+        )
+        zs[record] = f"abs({change}) / {c_spread}"
+    return smaller(zs) if len(zs) > 1 else zs["seasonal_change"]
 
 
 def away_from_baseline(level: str, median: str, w: Windows) -> str:

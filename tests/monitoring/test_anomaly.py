@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +20,15 @@ import yaml
 from benchmarks import anomaly as bench
 from benchmarks.nab_score import PROFILES as NAB_PROFILES
 from benchmarks.nab_score import best_score, file_points
-from monitoring.anomaly import ANOMALY_TYPES, PROFILES, SIGNALS, SIGNALS_BY_NAME, score_expr, signal_rules
+from monitoring.anomaly import (
+    ANOMALY_TYPES,
+    K_TYPE,
+    PROFILES,
+    SIGNALS,
+    SIGNALS_BY_NAME,
+    score_expr,
+    signal_rules,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -333,6 +342,30 @@ def test_benchmark_end_to_end_on_synthetic_series(tmp_path: Path, capsys: pytest
     assert (calm_detections >= 0.5).sum() <= 1
     assert scores[first] > max(calm_detections.max(), scores[300:850].max())
     assert "synthetic" in capsys.readouterr().out
+
+
+def test_a_weekend_like_the_last_one_is_no_seasonal_news(tmp_path: Path) -> None:
+    """nab profile (a real Prometheus over the benchmark's TSDB): a series lower on two days of each week.
+    The first weekend is unlike the day before it (seasonal z well over k); the second is like the same
+    hours a week earlier, and the seasonal type takes the smaller of the day-over-day and week-over-week z."""
+    tool("promtool")
+    tool("prometheus")
+    day = 288
+    steps = np.arange(15 * day)
+    weekend = (steps // day) % 7 >= 5
+    noise = np.random.default_rng(5).normal(0, 0.3, len(steps))
+    values = 10 + np.sin(2 * np.pi * steps / day) - 4 * weekend + noise
+    data = tmp_path / "data"
+    write_series(data / "weekly", "weekly.csv", values)
+    bench.run(data, tmp_path / "out", tmp_path)
+    seasonal = 'anomaly:zscore_by_type{anomaly_type="seasonal"}'
+    with bench.prometheus(tmp_path / "tsdb", tmp_path) as url, httpx.Client(timeout=None) as client:
+        (result,) = bench.query_range(client, url, seasonal, len(steps))
+    z = {(int(t) - bench.T0) // bench.STEP: float(v) for t, v in result["values"]}
+    two_hours_in = 24
+    first, second = 5 * day + two_hours_in, 12 * day + two_hours_in
+    assert z[first] > K_TYPE["seasonal"]  # unlike Friday, and no week of history yet
+    assert z[second] < K_TYPE["seasonal"] / 4  # still unlike Friday, but like last Saturday
 
 
 def test_simulation_shapes_stay_under_the_static_threshold() -> None:
