@@ -88,9 +88,8 @@ class Windows:
     interval: str  # rule evaluation interval of the anomaly groups
     gap: str  # the baseline window ends this long ago: what is being tested is not part of its own reference
     seasonal_offset: str | None = None  # e.g. "1d": also compare with the same time a day earlier
-    weekly_offset: str | None = (
-        None  # e.g. "7d": ... and a week earlier; the seasonal type takes the smaller z
-    )
+    # e.g. "7d": ... and with the same time a week earlier; the seasonal type takes the smaller z
+    weekly_offset: str | None = None
     # each z also counts against its own highest value of this window ("26h": a day and a margin, so that a
     # routine event that recurs daily, a little late or early, is still inside the window that judges it)
     calibration: str | None = None
@@ -467,8 +466,8 @@ def long_shift_z(stages: Stages, median: str, spread: str) -> tuple[str, str]:
 
 def extreme_z(stages: Stages, spread: str) -> str:
     """How far the value lies beyond the highest (or lowest) value of the `history` window, in that window's
-    range (floored at the signal's spread, so a flat history still has a scale): a new extreme for the month
-    is news whatever the series' shape, a burst no higher than the month's routine bursts is not."""
+    range (floored at the signal's spread, so a flat history still has a scale): a new extreme for the week
+    is news whatever the series' shape, a burst no higher than the week's routine bursts is not."""
     w, x = stages.windows, stages.ref("anomaly:signal")
     assert w.history
     for bound, func in (("history_max", "max_over_time"), ("history_min", "min_over_time")):
